@@ -1,0 +1,193 @@
+"""The one configuration loader: ``botctl.yaml`` < ``BOTCTL_*`` environment < flags.
+
+Every setting is declared in :data:`FIELDS` with its type and default. Keys are
+dotted (``ai.deadline_extract_ms``); YAML nests them (``ai: {deadline_extract_ms: 4000}``);
+the environment spells them ``BOTCTL_AI_DEADLINE_EXTRACT_MS``.
+
+Secrets come only from the environment or from a file named by ``<key>_file``
+(in YAML or the environment): never from flags, never from YAML values, so
+they never end up in shell history or in a committed file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from bot_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Field:
+    type: Callable[[Any], Any]
+    default: Any = None
+    secret: bool = False
+    help: str = ""
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+FIELDS: dict[str, Field] = {
+    "db": Field(str, "sqlite:///botctl.db", help="database URL"),
+    "db_password": Field(str, secret=True, help="password for mssql auth=password / postgresql"),
+    "app_secret": Field(str, secret=True, help="Meta app secret (X-Hub-Signature-256)"),
+    "verify_token": Field(str, secret=True, help="webhook verification token"),
+    "whatsapp_token": Field(str, secret=True, help="Graph API bearer token"),
+    "hash_key": Field(str, secret=True, help="key of telefono_hash (defaults to one derived from app_secret)"),
+    "telemetry_file": Field(str, "botctl-telemetry.jsonl", help="local JSON-lines telemetry"),
+    "session_idle_minutes": Field(int, 30),
+    "mode": Field(str, "inline"),
+    "inline_deadline_ms": Field(int, 8000),
+    "lease_seconds": Field(int, 30),
+    "sweep_interval_seconds": Field(float, 2.0),
+    "ai.provider": Field(str, "rules"),
+    "ai.base_url": Field(str),
+    "ai.model": Field(str),
+    "ai.api_key": Field(str, secret=True),
+    "ai.deadline_extract_ms": Field(int, 4000),
+    "ai.deadline_interpret_ms": Field(int, 3000),
+    "ai.deadline_detect_ms": Field(int, 3000),
+    "ai.breaker_failures": Field(int, 5),
+    "ai.breaker_reset_seconds": Field(float, 30.0),
+    "ai.breaker_half_open_successes": Field(int, 2),
+    "ai.breaker_half_open_probes": Field(int, 1),
+    "whatsapp.base_url": Field(str, "https://graph.facebook.com"),
+    "whatsapp.api_version": Field(str, "v21.0"),
+    "whatsapp.phone_number_id": Field(str),
+    "alerts.error_rate_percent": Field(float, 2.0),
+    "alerts.p95_latency_ms": Field(float, 3000.0),
+    "alerts.concurrency_retries_per_hour": Field(int, 20),
+    "no_color": Field(_bool, False),
+}
+
+ENV_PREFIX = "BOTCTL_"
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "_")
+
+
+class Config:
+    """Resolved settings. Read with ``config.get(key)`` or ``config[key]``."""
+
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]):
+        self._values = dict(values)
+        self._sources = dict(sources)
+
+    def get(self, key: str) -> Any:
+        if key not in FIELDS:
+            raise KeyError(key)
+        return self._values.get(key, FIELDS[key].default)
+
+    __getitem__ = get
+
+    def source(self, key: str) -> str:
+        return self._sources.get(key, "default")
+
+    def with_overrides(self, **flags: Any) -> "Config":
+        values, sources = dict(self._values), dict(self._sources)
+        for key, value in flags.items():
+            key = key.replace("__", ".")
+            if value is None:
+                continue
+            _check_known(key, "flag")
+            if FIELDS[key].secret:
+                raise ConfigError(f"{key} is a secret: set {env_name(key)} or {key}_file, not a flag")
+            values[key] = _convert(key, value, "flag")
+            sources[key] = "flag"
+        return Config(values, sources)
+
+
+def _check_known(key: str, where: str) -> None:
+    if key not in FIELDS:
+        raise ConfigError(f"unknown setting {key!r} in {where}")
+
+
+def _convert(key: str, value: Any, where: str) -> Any:
+    try:
+        return FIELDS[key].type(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} in {where}: cannot read {value!r} as {FIELDS[key].type.__name__}") from None
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def _read_secret_file(path: str, key: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {key}_file {path}: {exc.strerror}") from None
+
+
+def load_config(path: str | os.PathLike | None = None,
+                env: Mapping[str, str] | None = None,
+                flags: Mapping[str, Any] | None = None) -> Config:
+    """Resolve settings. ``path`` defaults to ``./botctl.yaml`` when it exists."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    explicit = path is not None or env.get("BOTCTL_CONFIG")
+    path = Path(path or env.get("BOTCTL_CONFIG") or "botctl.yaml")
+    if path.exists():
+        values.update(_load_yaml(path, sources))
+    elif explicit:
+        raise ConfigError(f"config file {path} does not exist")
+
+    for key, field in FIELDS.items():
+        name = env_name(key)
+        if name in env and env[name] != "":
+            values[key] = _convert(key, env[name], name)
+            sources[key] = "env"
+        if field.secret and key not in values:
+            file_path = env.get(name + "_FILE") or values.pop(f"{key}_file", None)
+            if file_path:
+                values[key] = _read_secret_file(file_path, key)
+                sources[key] = "file"
+        values.pop(f"{key}_file", None)
+    config = Config(values, sources)
+    return config.with_overrides(**flags) if flags else config
+
+
+def _load_yaml(path: Path, sources: dict[str, str]) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    out: dict[str, Any] = {}
+    for key, value in _flatten(data).items():
+        if key.endswith("_file") and key[: -len("_file")] in FIELDS and FIELDS[key[:-5]].secret:
+            out[key] = str(value)
+            continue
+        _check_known(key, str(path))
+        if FIELDS[key].secret:
+            raise ConfigError(
+                f"{path}: {key} is a secret; set {env_name(key)} or {key}_file instead")
+        out[key] = _convert(key, value, str(path))
+        sources[key] = "file"
+    return out

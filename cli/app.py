@@ -1,0 +1,64 @@
+"""The ``botctl`` Typer application.
+
+Sub-command modules import only typer and the standard library at import time;
+heavy modules (pyodbc, azure, duckdb, sqlglot, uvicorn) are imported inside the
+command that needs them, so ``botctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+try:  # typer >= 0.20 vendors its own copy of click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exc
+
+from bot_core.errors import BotctlError
+from cli import migrate_cmd
+
+app = typer.Typer(
+    name="botctl",
+    help="Run, migrate, observe and release-gate the WhatsApp field-report bot.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(migrate_cmd.app, name="migrate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one readable line and exit code 2 for any usage/config error."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="botctl", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as exc:
+        # click 8.2+: a group called with no args prints its help and signals via this error
+        print(exc.ctx.get_help(), file=sys.stderr)
+        code = 2
+    except click_exc.UsageError as exc:
+        hint = f" (see 'botctl {exc.ctx.command_path.partition(' ')[2]} --help')".replace("  ", " ") if exc.ctx else ""
+        print(f"botctl: error: {exc.format_message()}{hint}", file=sys.stderr)
+        code = 2
+    except click_exc.Abort:
+        print("botctl: aborted", file=sys.stderr)
+        code = 130
+    except click_exc.ClickException as exc:
+        print(f"botctl: error: {exc.format_message()}", file=sys.stderr)
+        code = exc.exit_code
+    except BotctlError as exc:
+        print(f"botctl: error: {exc}", file=sys.stderr)
+        code = 2
+    except BrokenPipeError:
+        code = 0
+    if not isinstance(code, int):
+        code = 0
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

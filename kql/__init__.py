@@ -1,0 +1,1 @@
+"""Stored KQL queries and the runner (Application Insights or local DuckDB)."""

@@ -1,0 +1,1 @@
+"""Versioned SQL migrations per dialect and the runner that applies them."""

@@ -1,0 +1,6 @@
+-- 002_improve_deduplication: retry count of redelivered messages (phase-1 fix 1.2).
+ALTER TABLE MensajesProcesados
+    ADD COLUMN Reintentos      INTEGER      NOT NULL DEFAULT 0,
+    ADD COLUMN UltimoReintento TIMESTAMP(3) NULL,
+    ADD COLUMN Telefono        VARCHAR(20)  NULL;
+CREATE INDEX IX_MensajesProcesados_Telefono ON MensajesProcesados (Telefono);
