@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see 'botctl {exc.ctx.command_path.partition(' ')[2]} --help')".replace("  ", " ") if exc.ctx else ""
         print(f"botctl: error: {exc.format_message()}{hint}", file=sys.stderr)
         code = 2
-    except click_exc.Abort:
+    except (KeyboardInterrupt, getattr(click_exc, "Abort", KeyboardInterrupt)):
         print("botctl: aborted", file=sys.stderr)
         code = 130
     except click_exc.ClickException as exc:

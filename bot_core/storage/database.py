@@ -257,3 +257,15 @@ def open_database(url: str | DatabaseURL, password: str | None = None, **options
     if password and not parsed.password:
         parsed = parsed.with_password(password)
     return Database(parsed, **options)
+
+
+def database_from_config(config: Any, **options: Any) -> Database:
+    """The database a resolved :class:`bot_core.config.Config` names.
+
+    A password typed into a ``--db`` flag would end up in shell history, so a
+    URL from a flag must not carry one: it comes from BOTCTL_DB_PASSWORD or a file.
+    """
+    url = parse_db_url(config.get("db"))
+    if url.password and config.source("db") == "flag":
+        raise ConfigError("do not put a password in --db: set BOTCTL_DB_PASSWORD or db_password_file")
+    return open_database(url, password=config.get("db_password"), **options)

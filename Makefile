@@ -1,0 +1,38 @@
+# The targets README names. `make test` is what .ci/run calls.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PIP     = $(BIN)/python -m pip
+
+.PHONY: install install-test run test bench reliability clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install: $(BIN)/python
+	$(PIP) install -q '.[odbc]'
+
+install-test: $(BIN)/python
+	$(PIP) install -q -e '.[test]'
+	@if command -v npm >/dev/null 2>&1 && [ -f tests/kusto/package-lock.json ]; then \
+		npm ci --prefix tests/kusto --no-audit --no-fund --loglevel=error; \
+	fi
+
+# Run the bot on the embedded SQLite default with demo data.
+run: install
+	$(BIN)/botctl migrate up
+	$(BIN)/botctl migrate status
+	$(BIN)/botctl serve --demo
+
+# The whole test suite, with JUnit and coverage reports in reports/ (the checklist reads them).
+test: install-test
+	mkdir -p reports
+	$(BIN)/python -m pytest -q --junitxml=reports/junit.xml \
+		--cov=bot_core --cov=migrations --cov=kql --cov=cli --cov-report=xml:reports/coverage.xml --cov-report=term:skip-covered
+
+bench: install-test
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) reports build *.egg-info

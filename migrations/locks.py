@@ -1,0 +1,109 @@
+"""Locks that keep two migration runners from applying the same migration.
+
+* mssql: ``sp_getapplock`` owned by the session, its return code checked;
+* postgresql: a session-level advisory lock, polled with ``pg_try_advisory_lock``
+  so a waiting runner gives up with a clear message after its timeout;
+* sqlite: every migration runs in ``BEGIN IMMEDIATE``, which is the lock; the
+  runner re-reads the history inside it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot_core.errors import BotctlError
+
+LOCK_RESOURCE = "botctl_migrations"
+# pg advisory locks take a bigint; this one is fixed so every runner agrees on it.
+PG_LOCK_KEY = 0x626F74636C6D6967  # "botclmig"
+
+
+class MigrationLockError(BotctlError):
+    """The migration lock could not be taken."""
+
+
+# sp_getapplock's documented return codes.
+APPLOCK_CODES = {
+    0: "granted",
+    1: "granted after waiting for other incompatible locks to be released",
+    -1: "timed out waiting for the lock",
+    -2: "the lock request was cancelled",
+    -3: "the lock request was chosen as a deadlock victim",
+    -999: "parameter validation or other call error",
+}
+
+APPLOCK_SQL = """SET NOCOUNT ON;
+DECLARE @result INT;
+EXEC @result = sp_getapplock @Resource = ?, @LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = ?;
+SELECT @result AS result;"""
+
+APPRELEASE_SQL = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = N'Session';"
+
+
+def first_scalar(cursor: Any) -> Any:
+    """The first value of the first result set that has columns (skips rowcount-only sets)."""
+    while True:
+        if cursor.description is not None:
+            row = cursor.fetchone()
+            return row[0] if row else None
+        if not cursor.nextset():
+            return None
+
+
+def check_applock_result(code: Any) -> int:
+    if code is None:
+        raise MigrationLockError("sp_getapplock returned no result")
+    code = int(code)
+    if code >= 0:
+        return code
+    reason = APPLOCK_CODES.get(code, "unknown return code")
+    raise MigrationLockError(f"could not take the migration lock (sp_getapplock returned {code}: {reason})")
+
+
+class MigrationLock:
+    def __init__(self, dialect: str, timeout_s: float = 60.0):
+        self.dialect = dialect
+        self.timeout_s = timeout_s
+        self.held = False
+
+    def acquire(self, conn: Any) -> None:
+        if self.dialect == "mssql":
+            cur = conn.cursor()
+            cur.execute(APPLOCK_SQL, LOCK_RESOURCE, int(self.timeout_s * 1000))
+            check_applock_result(first_scalar(cur))
+            conn.commit()
+        elif self.dialect == "postgresql":
+            self._acquire_pg(conn)
+        self.held = True
+
+    def _acquire_pg(self, conn: Any) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        cur = conn.cursor()
+        while True:
+            cur.execute("SELECT CASE WHEN pg_try_advisory_lock(?) THEN 1 ELSE 0 END", PG_LOCK_KEY)
+            got = cur.fetchone()[0]
+            conn.commit()
+            if int(got) == 1:
+                return
+            if time.monotonic() >= deadline:
+                raise MigrationLockError(
+                    f"another botctl migrate holds the migration lock; gave up after {self.timeout_s:.0f}s")
+            time.sleep(0.1)
+
+    def release(self, conn: Any) -> None:
+        if not self.held:
+            return
+        self.held = False
+        try:
+            conn.rollback()
+            cur = conn.cursor()
+            if self.dialect == "mssql":
+                cur.execute(APPRELEASE_SQL, LOCK_RESOURCE)
+            elif self.dialect == "postgresql":
+                cur.execute("SELECT pg_advisory_unlock(?)", PG_LOCK_KEY)
+                cur.fetchall()
+            conn.commit()
+        except Exception:
+            # Session locks die with the connection, which the caller closes next.
+            pass
