@@ -32,6 +32,7 @@ app.add_typer(migrate_cmd.app, name="migrate")
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one readable line and exit code 2 for any usage/config error."""
     command = typer.main.get_command(app)
+    _cheap_help_flags(command)
     try:
         code = command.main(args=argv, prog_name="botctl", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as exc:
@@ -58,6 +59,26 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _cheap_help_flags(command) -> None:
+    """Give every command's --help flag a boolean default.
+
+    Typer coerces a parameter whose value is not already a bool through pydantic,
+    and an unset --help is None: so every sub-command run imported pydantic
+    (~50 ms) just to learn that a parent group's --help was not given.
+    """
+    create = command.get_help_option
+
+    def get_help_option(ctx):
+        option = create(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+    command.get_help_option = get_help_option
+    for sub in getattr(command, "commands", {}).values():
+        _cheap_help_flags(sub)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_defaults_without_any_file(tmp_path, monkeypatch):
     ("app_secret: abc\n", "app_secret is a secret"),
     ("nonsense: 1\n", "unknown setting 'nonsense'"),
     ("session_idle_minutes: soon\n", "cannot read 'soon' as int"),
-    ("db: [unclosed\n", "line 1"),
+    ("mode: inline\ndb: [unclosed\n", "line 3: invalid YAML"),
 ])
 def test_bad_config_files_are_one_line_errors(tmp_path, yaml_text, message):
     path = tmp_path / "botctl.yaml"
