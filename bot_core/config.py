@@ -69,6 +69,9 @@ FIELDS: dict[str, Field] = {
     "alerts.p95_latency_ms": Field(float, 3000.0),
     "alerts.concurrency_retries_per_hour": Field(int, 20),
     "no_color": Field(_bool, False),
+    # Fault injection for the crash tests: SIGKILL the process right after ingesting
+    # a message whose id starts with this prefix. Never set in production.
+    "fault.crash_after_ingest": Field(str),
 }
 
 ENV_PREFIX = "BOTCTL_"

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exc
 
 from bot_core.errors import BotctlError
-from cli import migrate_cmd
+from cli import alerts_cmd, chat_cmd, metrics_cmd, migrate_cmd, serve_cmd
 
 app = typer.Typer(
     name="botctl",
@@ -27,6 +27,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(migrate_cmd.app, name="migrate")
+app.command("serve")(serve_cmd.serve)
+app.command("chat")(chat_cmd.chat)
+app.command(name="metrics")(metrics_cmd.metrics)
+app.add_typer(alerts_cmd.app, name="alerts")
 
 
 def main(argv: list[str] | None = None) -> int:

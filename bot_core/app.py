@@ -1,0 +1,287 @@
+"""The ASGI app: Meta's webhook, health, and the background loops, built by a factory.
+
+``create_app`` takes every dependency (database, telemetry, understanding,
+sender, the pending-migrations probe) so tests, ``botctl serve`` and the Azure
+Functions entry point each build the same app with what they have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot_core import inbox, outbox
+from bot_core.dbexec import DbExecutor
+from bot_core.intent import IntentService, RulesIntentService
+from bot_core.outbox import Dispatcher, LocalSender, Sender
+from bot_core.processing import Processor
+from bot_core.settle import Operation, settle
+from bot_core.sqltime import utcnow
+from bot_core.storage import Database
+from bot_core.telemetry import Telemetry
+from bot_core.webhook.payload import InboundMessage, PayloadError, StatusUpdate, decode_webhook
+from bot_core.webhook.signature import signature_is_valid, verification_challenge
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+MAX_MESSAGES_PER_REQUEST = 1000  # Meta batches a handful; more is not a delivery we trust
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    app_secret: str
+    verify_token: str
+    mode: str = "inline"  # inline | queued
+    inline_deadline_s: float = 8.0
+    lease_seconds: float = 30.0
+    sweep_interval_s: float = 2.0
+    idle_minutes: int = 30
+    db_threads: int = 8
+    max_body_bytes: int = MAX_BODY_BYTES
+    crash_after_ingest: str | None = None  # fault-injection seam for the crash tests
+
+
+class Bot:
+    """The running parts behind the routes; no global state."""
+
+    def __init__(self, db: Database, settings: BotSettings, telemetry: Telemetry,
+                 intent: IntentService | None = None, sender: Sender | None = None,
+                 pending_migrations: Callable[[], list[str]] | None = None,
+                 clock: Callable[[], datetime] = utcnow):
+        self.settings = settings
+        self.telemetry = telemetry
+        self.clock = clock
+        self.dbx = DbExecutor(db, threads=settings.db_threads)
+        self.dispatcher = Dispatcher(self.dbx, sender or LocalSender(), telemetry,
+                                     lease_seconds=settings.lease_seconds, clock=clock)
+        self.processor = Processor(self.dbx, telemetry, intent or RulesIntentService(),
+                                   idle_minutes=settings.idle_minutes, lease_seconds=settings.lease_seconds,
+                                   on_committed=self.dispatcher.kick, clock=clock)
+        self.pending_migrations = pending_migrations
+        self._work = asyncio.Event() if False else None  # created on the running loop in start()
+        self._tasks: list[asyncio.Task] = []
+        self._inflight: set[asyncio.Task] = set()
+        self._semaphore: asyncio.Semaphore | None = None
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._work = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(self.settings.db_threads * 2)
+        self._tasks = [asyncio.create_task(self.dispatcher.run(), name="outbox-dispatcher"),
+                       asyncio.create_task(self._inbox_loop(), name="inbox-sweeper")]
+
+    async def stop(self) -> None:
+        self.dispatcher.stop()
+        if self._work is not None:
+            self._work.set()
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=self.settings.inline_deadline_s)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.dbx.close()
+
+    # --- ingest ----------------------------------------------------------------
+
+    def _register_all(self, cur: Any, messages: list[InboundMessage], now: datetime) -> list[inbox.Registration]:
+        lease = now + timedelta(seconds=self.settings.lease_seconds) if self.settings.mode == "inline" else None
+        return [inbox.register_inbound(cur, self.dbx.db.dialect, m, now, lease) for m in messages]
+
+    async def ingest(self, messages: list[InboundMessage], statuses: list[StatusUpdate]) -> tuple[int, int]:
+        """Durably record every message (or raise); then process or queue the new ones."""
+        now = self.clock()
+        registrations, _ = await settle(
+            self.telemetry,
+            Operation("register_inbound", self.dbx.transaction(self._register_all, messages, now)),
+            Operation("apply_statuses", self._apply_statuses(statuses, now), fallback=0))
+        fresh: list[InboundMessage] = []
+        for message, reg in zip(messages, registrations):
+            if reg.is_duplicate:
+                self.telemetry.emit("dedup.duplicate", telefono=message.telefono, message_id=message.message_id,
+                                    retry_count=reg.retry_count)
+            elif not any(f.message_id == message.message_id for f in fresh):
+                fresh.append(message)
+        crash = self.settings.crash_after_ingest
+        if crash and any(m.message_id.startswith(crash) for m in fresh):
+            os.kill(os.getpid(), signal.SIGKILL)  # simulate a worker dying between ingest and commit
+        if fresh:
+            if self.settings.mode == "inline":
+                await self._process_inline(fresh)
+            elif self._work is not None:
+                self._work.set()
+        return len(fresh), len(messages) - len(fresh)
+
+    async def _apply_statuses(self, statuses: list[StatusUpdate], now: datetime) -> int:
+        if not statuses:
+            return 0
+
+        def apply(cur: Any) -> int:
+            moved = 0
+            for s in statuses:
+                code = str(s.errors[0].code) if s.errors and s.errors[0].code is not None else None
+                detail = s.errors[0].title if s.errors else None
+                moved += outbox.apply_status(cur, self.dbx.db.dialect, s.wamid, s.status, now, code, detail)
+            return moved
+
+        return await self.dbx.transaction(apply)
+
+    async def _process_inline(self, messages: list[InboundMessage]) -> None:
+        tasks = [self._spawn(self.processor.process(m)) for m in messages]
+        # Answer within the deadline; what is still running finishes in the background
+        # (its inbox row is leased, so nobody else takes it meanwhile).
+        await asyncio.wait(tasks, timeout=self.settings.inline_deadline_s)
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return task
+
+    # --- the sweeper / queued workers ------------------------------------------
+
+    async def _inbox_loop(self) -> None:
+        assert self._work is not None and self._semaphore is not None
+        interval = self.settings.sweep_interval_s
+        while not self.dispatcher._stopping:
+            try:
+                ids = await self.dbx.transaction(inbox.claimable_ids, self.dbx.db.dialect, self.clock(), 200)
+            except Exception as exc:
+                self.telemetry.emit("operation.degraded", operation="sweep_inbox", error_type=type(exc).__name__)
+                ids = []
+            for message_id in ids:
+                await self._semaphore.acquire()
+                task = self._spawn(self.processor.claim_and_process(message_id))
+                task.add_done_callback(lambda _t: self._semaphore.release())
+            if len(ids) < 200:
+                try:
+                    await asyncio.wait_for(self._work.wait(), interval)
+                except asyncio.TimeoutError:
+                    pass
+                self._work.clear()
+
+    # --- health ----------------------------------------------------------------
+
+    def _health(self, cur: Any) -> None:
+        cur.execute("SELECT COUNT(*) FROM MensajesProcesados WHERE 1 = 0")
+        cur.fetchall()
+
+    async def health(self) -> tuple[bool, str]:
+        try:
+            await self.dbx.transaction(self._health)
+        except Exception as exc:
+            return False, f"database: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        if self.pending_migrations is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                pending = await loop.run_in_executor(None, self.pending_migrations)
+            except Exception as exc:
+                return False, f"migrations: {type(exc).__name__}"
+            if pending:
+                return False, "migrations pending: " + ", ".join(pending)
+        return True, "ok"
+
+
+def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
+               intent: IntentService | None = None, sender: Sender | None = None,
+               pending_migrations: Callable[[], list[str]] | None = None,
+               clock: Callable[[], datetime] = utcnow) -> Starlette:
+    bot = Bot(db, settings, telemetry, intent, sender, pending_migrations, clock)
+
+    async def verify(request: Request) -> Response:
+        challenge = verification_challenge(dict(request.query_params), settings.verify_token)
+        if challenge is None:
+            return PlainTextResponse("forbidden", status_code=403)
+        return PlainTextResponse(challenge)
+
+    async def receive(request: Request) -> Response:
+        started = time.perf_counter()
+        operation_id = uuid.uuid4().hex
+        status, counts = await _handle_post(request)
+        telemetry.request(name="POST /webhook", url="/webhook", result_code=status.status_code,
+                          duration_ms=(time.perf_counter() - started) * 1000, operation_id=operation_id,
+                          messages=counts[0] + counts[1], duplicates=counts[1])
+        return status
+
+    async def _handle_post(request: Request) -> tuple[Response, tuple[int, int]]:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return _error(413, "body too large"), (0, 0)
+        try:
+            body = await _read_capped(request, settings.max_body_bytes)
+        except _TooLarge:
+            return _error(413, "body too large"), (0, 0)
+        except ClientDisconnect:
+            return _error(400, "client disconnected"), (0, 0)
+        header = request.headers.get("x-hub-signature-256")
+        if not header:
+            return _error(401, "missing X-Hub-Signature-256"), (0, 0)
+        if not signature_is_valid(body, header, settings.app_secret):
+            return _error(403, "invalid signature"), (0, 0)
+        try:
+            batch = decode_webhook(json.loads(body))
+        except (ValueError, RecursionError, PayloadError) as exc:
+            reason = str(exc) if isinstance(exc, PayloadError) else "body is not JSON"
+            return _error(400, reason), (0, 0)
+        if len(batch.messages) > MAX_MESSAGES_PER_REQUEST:
+            return _error(413, f"more than {MAX_MESSAGES_PER_REQUEST} messages in one delivery"), (0, 0)
+        try:
+            fresh, duplicates = await bot.ingest(batch.messages, batch.statuses)
+        except Exception as exc:
+            # Not durably recorded: 503 makes Meta deliver it again later.
+            telemetry.emit("message.deferred", message_id=",".join(m.message_id for m in batch.messages)[:200],
+                           reason=f"ingest failed: {type(exc).__name__}")
+            return _error(503, "could not record the delivery; retry"), (0, 0)
+        return JSONResponse({"received": fresh, "duplicates": duplicates, "statuses": len(batch.statuses),
+                             "skipped": len(batch.invalid)}), (fresh, duplicates)
+
+    async def healthz(request: Request) -> Response:
+        ok, reason = await bot.health()
+        return JSONResponse({"status": "ok" if ok else "unavailable", "reason": reason},
+                            status_code=200 if ok else 503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        await bot.start()
+        try:
+            yield
+        finally:
+            await bot.stop()
+
+    app = Starlette(routes=[Route("/webhook", verify, methods=["GET"]),
+                            Route("/webhook", receive, methods=["POST"]),
+                            Route("/healthz", healthz, methods=["GET"])],
+                    lifespan=lifespan)
+    app.state.bot = bot
+    return app
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, reason: str) -> Response:
+    return JSONResponse({"error": reason}, status_code=status)

@@ -1,0 +1,76 @@
+"""Build the app from configuration: what `botctl serve` workers and Azure Functions call.
+
+``create_app_from_config`` resolves secrets, telemetry and the database from a
+:class:`bot_core.config.Config`. The pending-migrations probe is handed in by
+the caller: bot_core does not import ``migrations``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+
+from bot_core.app import BotSettings, create_app
+from bot_core.config import Config, load_config
+from bot_core.errors import ConfigError
+from bot_core.storage import database_from_config
+from bot_core.telemetry import LOGGER_NAME, JsonlSink, Telemetry
+
+LOCAL_DEV_SECRET = "botctl-local-dev-secret"  # only ever accepted on a loopback address
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_secrets(config: Config, host: str | None = None) -> tuple[str, str]:
+    """The app secret and verify token; only loopback may run without real ones."""
+    secret, token = config.get("app_secret"), config.get("verify_token")
+    if secret and token:
+        return secret, token
+    if host is not None and not is_loopback(host):
+        raise ConfigError(f"refusing to serve on {host} without BOTCTL_APP_SECRET and BOTCTL_VERIFY_TOKEN")
+    return secret or LOCAL_DEV_SECRET, token or LOCAL_DEV_SECRET
+
+
+def build_telemetry(config: Config, app_secret: str, sink_path: str | None = None) -> Telemetry:
+    key = config.get("hash_key")
+    hash_key = key.encode() if key else hmac.new(app_secret.encode(), b"telefono_hash", hashlib.sha256).digest()
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO)
+    path = sink_path or config.get("telemetry_file")
+    if path and not any(isinstance(h, JsonlSink) for h in logger.handlers):
+        logger.addHandler(JsonlSink.to_file(path))
+    return Telemetry(hash_key, logger)
+
+
+def settings_from_config(config: Config, app_secret: str, verify_token: str) -> BotSettings:
+    mode = config.get("mode")
+    if mode not in ("inline", "queued"):
+        raise ConfigError(f"mode must be inline or queued, not {mode!r}")
+    return BotSettings(app_secret=app_secret, verify_token=verify_token, mode=mode,
+                       inline_deadline_s=config.get("inline_deadline_ms") / 1000,
+                       lease_seconds=config.get("lease_seconds"),
+                       sweep_interval_s=config.get("sweep_interval_seconds"),
+                       idle_minutes=config.get("session_idle_minutes"),
+                       crash_after_ingest=config.get("fault.crash_after_ingest"))
+
+
+def create_app_from_config(config: Config, host: str | None = None,
+                           pending_migrations: Callable[[], list[str]] | None = None,
+                           **overrides: Any) -> Starlette:
+    secret, token = resolve_secrets(config, host)
+    telemetry = build_telemetry(config, secret)
+    db = database_from_config(config)
+    return create_app(db, settings_from_config(config, secret, token), telemetry,
+                      pending_migrations=pending_migrations, **overrides)

@@ -1,0 +1,203 @@
+"""Values the conversation core reads and returns: frozen, I/O-free, validated on construction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Session states (SesionesChat.Estado).
+INICIO = "INICIO"
+REFRI_ESPERA_SAP = "REFRI_ESPERA_SAP"
+REFRI_ESPERA_PROBLEMA = "REFRI_ESPERA_PROBLEMA"
+REFRI_CONFIRMAR = "REFRI_CONFIRMAR"
+VEHICULO_ESPERA_EMPLEADO = "VEHICULO_ESPERA_EMPLEADO"
+VEHICULO_ESPERA_PLACA = "VEHICULO_ESPERA_PLACA"
+VEHICULO_ESPERA_PROBLEMA = "VEHICULO_ESPERA_PROBLEMA"
+VEHICULO_CONFIRMAR = "VEHICULO_CONFIRMAR"
+STATES = (
+    INICIO,
+    REFRI_ESPERA_SAP, REFRI_ESPERA_PROBLEMA, REFRI_CONFIRMAR,
+    VEHICULO_ESPERA_EMPLEADO, VEHICULO_ESPERA_PLACA, VEHICULO_ESPERA_PROBLEMA, VEHICULO_CONFIRMAR,
+)  # fmt: skip
+PROBLEM_STATES = (REFRI_ESPERA_PROBLEMA, VEHICULO_ESPERA_PROBLEMA)
+CONFIRM_STATES = (REFRI_CONFIRMAR, VEHICULO_CONFIRMAR)
+
+KINDS = frozenset({
+    "text", "interactive", "button", "image", "audio", "video", "document",
+    "sticker", "location", "contacts", "reaction", "unsupported",
+})  # fmt: skip
+READABLE_KINDS = frozenset({"text", "interactive", "button"})
+
+SALUDO, AYUDA, REPORTAR_FALLA = "SALUDO", "AYUDA", "REPORTAR_FALLA"
+REPORTE_REFRIGERADOR, REPORTE_VEHICULO = "REPORTE_REFRIGERADOR", "REPORTE_VEHICULO"
+CANCELAR, CONFIRMAR, NEGAR = "CANCELAR", "CONFIRMAR", "NEGAR"
+CONSULTAR_ESTADO, OTRO = "CONSULTAR_ESTADO", "OTRO"
+INTENTS = (
+    SALUDO, AYUDA, REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO,
+    CANCELAR, CONFIRMAR, NEGAR, CONSULTAR_ESTADO, OTRO,
+)  # fmt: skip
+ENTITY_KEYS = ("codigo_sap", "numero_empleado", "placa", "problema", "ticket")
+SOURCES = ("rules", "ai", "fallback")
+
+REFRIGERADOR, VEHICULO = "REFRIGERADOR", "VEHICULO"
+ORIGINS = ("BOT", "USUARIO", "SISTEMA")
+
+# Ids of the options the bot offers; a tap comes back as Inbound.reply_id.
+BTN_MENU_REFRI = "menu_refri"
+BTN_MENU_VEHICULO = "menu_vehiculo"
+BTN_MENU_ESTADO = "menu_estado"
+BTN_CONFIRMAR = "confirmar"
+BTN_CANCELAR = "cancelar"
+
+BODY_MAX = 1024
+BUTTONS_MAX, BUTTON_TITLE_MAX = 3, 20
+ROWS_MAX, ROW_TITLE_MAX = 10, 24
+OPTION_ID_MAX = 200
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class Session:
+    telefono: str
+    estado: str
+    datos: Mapping[str, Any]
+    equipo_id_temp: int | None
+    contador_mensajes: int
+    version: int
+    ultima_actividad: datetime | None
+
+    @classmethod
+    def new(cls, telefono: str) -> Session:
+        return cls(telefono, INICIO, {}, None, 0, 0, None)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    message_id: str
+    telefono: str
+    kind: str
+    text: str | None
+    reply_id: str | None
+    timestamp: datetime
+
+    def __post_init__(self) -> None:
+        _require(self.kind in KINDS, f"unknown inbound kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Understanding:
+    intent: str
+    entities: Mapping[str, str] = field(default_factory=dict)
+    confidence: float = 1.0
+    source: str = "rules"
+
+    def __post_init__(self) -> None:
+        _require(self.intent in INTENTS, f"unknown intent {self.intent!r}")
+        _require(self.source in SOURCES, f"unknown source {self.source!r}")
+        _require(set(self.entities) <= set(ENTITY_KEYS), f"unknown entities {set(self.entities)}")
+        _require(all(isinstance(v, str) for v in self.entities.values()), "entities must be str")
+        _require(
+            not math.isnan(self.confidence) and 0.0 <= self.confidence <= 1.0,
+            "confidence must lie in [0, 1]",
+        )
+
+
+@dataclass(frozen=True)
+class Equipo:
+    equipo_id: int
+    codigo_sap: str
+    tipo: str
+    descripcion: str
+    ubicacion: str | None
+    activo: bool
+
+
+@dataclass(frozen=True)
+class ReportStatus:
+    numero_ticket: str
+    tipo_reporte: str
+    estado: str
+    fecha_creacion: datetime
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the shell read from the database for this message, plus the clock."""
+
+    now: datetime
+    equipos: Mapping[str, Equipo] = field(default_factory=dict)
+    reportes: Mapping[str, ReportStatus] = field(default_factory=dict)
+    idle_minutes: int = 30
+
+    def __post_init__(self) -> None:
+        _require(self.idle_minutes >= 1, "idle_minutes must be at least 1")
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """The rows step() may look at: Equipos by CodigoSAP, Reportes by NumeroTicket."""
+
+    codigos_sap: tuple[str, ...]
+    tickets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: str
+    text: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ("text", "buttons", "list"), f"unknown reply kind {self.kind!r}")
+        _require(0 < len(self.text) <= BODY_MAX, f"body must be 1..{BODY_MAX} characters")
+        ids = [option_id for option_id, _ in self.options]
+        _require(len(set(ids)) == len(ids), "option ids must be unique")
+        _require(all(0 < len(i) <= OPTION_ID_MAX for i in ids), "bad option id length")
+        most, title_max = {
+            "text": (0, 0),
+            "buttons": (BUTTONS_MAX, BUTTON_TITLE_MAX),
+            "list": (ROWS_MAX, ROW_TITLE_MAX),
+        }[self.kind]
+        _require(len(self.options) <= most, f"{self.kind} takes at most {most} options")
+        _require(self.kind == "text" or self.options, f"{self.kind} needs options")
+        _require(
+            all(0 < len(title) <= title_max for _, title in self.options),
+            f"{self.kind} option titles must be 1..{title_max} characters",
+        )
+
+
+@dataclass(frozen=True)
+class CreateReport:
+    numero_ticket: str
+    tipo_reporte: str
+    equipo_id: int | None
+    numero_empleado: str | None
+    descripcion: str
+
+    def __post_init__(self) -> None:
+        _require(self.tipo_reporte in (REFRIGERADOR, VEHICULO), "bad tipo_reporte")
+
+
+@dataclass(frozen=True)
+class Transition:
+    estado_anterior: str
+    estado_nuevo: str
+    datos: Mapping[str, Any]
+    equipo_id_temp: int | None
+    replies: tuple[Reply, ...]
+    effects: tuple[CreateReport, ...]
+    descripcion: str
+    origen_accion: str
+
+    def __post_init__(self) -> None:
+        _require(self.estado_nuevo in STATES, f"unknown state {self.estado_nuevo!r}")
+        _require(len(self.replies) >= 1, "a transition always replies")
+        _require(self.origen_accion in ORIGINS, f"bad origen_accion {self.origen_accion!r}")
+        _require("\n" not in self.descripcion, "descripcion is one line")

@@ -1,0 +1,256 @@
+"""Offline Spanish understanding: keywords and regular expressions, no I/O.
+
+Matching runs on a *folded* copy of the text (compatibility-decomposed, accents
+dropped, lower case) that keeps, for every folded character, the index of the
+original character it came from; spans found in the folded copy are cut out of
+the original, so whatever is left of the user's text reaches `problema` literally.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+
+from .model import (
+    AYUDA, BTN_CANCELAR, BTN_CONFIRMAR, BTN_MENU_ESTADO, BTN_MENU_REFRI, BTN_MENU_VEHICULO,
+    CANCELAR, CONFIRMAR, CONSULTAR_ESTADO, NEGAR, OTRO, PROBLEM_STATES, REFRI_ESPERA_PROBLEMA,
+    REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO, SALUDO, VEHICULO_ESPERA_EMPLEADO,
+    Understanding,
+)  # fmt: skip
+
+INTENT_BY_REPLY_ID = {
+    BTN_MENU_REFRI: REPORTE_REFRIGERADOR,
+    BTN_MENU_VEHICULO: REPORTE_VEHICULO,
+    BTN_MENU_ESTADO: CONSULTAR_ESTADO,
+    BTN_CONFIRMAR: CONFIRMAR,
+    BTN_CANCELAR: CANCELAR,
+}
+
+GREETING = {"hola", "holi", "buenas", "buenos", "buen", "saludos", "hey", "hi", "hello"}
+HELP = {"ayuda", "ayudame", "help", "menu", "opciones", "instrucciones"}
+CANCEL = {"cancelar", "cancela", "cancelo", "cancelalo", "salir", "terminar", "detener",
+          "stop", "basta", "olvidalo", "anular"}  # fmt: skip
+YES = {"si", "sip", "confirmo", "confirmar", "confirma", "confirmado", "ok", "okay", "okey",
+       "va", "dale", "correcto", "claro", "afirmativo", "acepto", "exacto", "acuerdo", "yes"}  # fmt: skip
+NO = {"no", "nel", "nop", "nope", "negativo", "incorrecto"}
+STATUS = {"estado", "estatus", "status", "consultar", "consulta", "seguimiento", "ticket", "folio"}
+REPORT = {"reportar", "reporte", "reporto", "falla", "fallas", "averia", "descompuesto",
+          "descompuesta", "problema", "danado", "danada"}  # fmt: skip
+REFRI_WORD = re.compile(r"(refri|nevera|enfriador|congelador|frigorific|heladera)\w*")
+VEHICLE_WORD = re.compile(
+    r"(vehiculos?|camion(es)?|camionetas?|carros?|motos?|motocicletas?|unidad(es)?"
+    r"|autos?|automovil(es)?|coches?|trocas?)"
+)
+# Words that carry no description of a fault (besides the keywords above).
+FILLER = {"por", "favor", "porfa", "gracias", "quiero", "quisiera", "deseo", "necesito", "el",
+          "la", "lo", "los", "las", "mi", "mis", "su", "un", "una", "de", "del", "ya", "mejor",
+          "todo", "es", "esta", "bien", "muchas", "que", "tal", "dia", "dias", "tardes",
+          "noches", "please", "pls", "con", "en", "para", "tengo", "hay", "hacer", "levantar",
+          "sap", "codigo", "equipo", "numero", "placa", "empleado", "nomina", "y", "a"}  # fmt: skip
+COMMAND_MAX_WORDS = 6
+
+_A, _D = "(?<![0-9a-z])", "(?![0-9a-z])"  # alphanumeric boundaries in folded text
+TICKET = re.compile(_A + r"((?:ref|veh)-[0-9]{8}-[0-9a-f]{8})" + _D)
+EMPLOYEE = re.compile(
+    _A + r"(?:(?:numero|num|no)\.?\s*(?:de\s+)?)?(?:empleado|nomina)\s*(?:#|:|no\.?|num\.?)?\s*"
+    r"([0-9]{4,8})" + _D
+)
+EMPLOYEE_HASH = re.compile(r"#\s*([0-9]{4,8})" + _D)
+_PLATE = (r"[a-z]{3}S[0-9]{3,4}|[a-z]{3}S[0-9]{2}S[0-9]{2}|[0-9]{2}S[a-z]{3}S[0-9]{1,2}"
+          r"|[0-9]{3}S[a-z]{3}|[a-z]S[0-9]{2,3}S[a-z]{2,3}")  # fmt: skip
+PLATE_AFTER_WORD = re.compile(
+    _A + r"placas?\s*[:#]?\s*(" + _PLATE.replace("S", "[- ]?") + ")" + _D
+)
+PLATE = re.compile(_A + "(" + _PLATE.replace("S", "-?") + ")" + _D)
+SAP_AFTER_WORD = re.compile(
+    _A + r"(?:codigo\s*(?:sap)?|sap|equipo)\s*[:#]?\s*([0-9]{7,10})" + _D
+)
+SAP = re.compile(_A + r"([0-9]{7,10})" + _D)
+BARE_EMPLOYEE = re.compile(_A + r"([0-9]{4,8})" + _D)
+
+VALID = {
+    "codigo_sap": re.compile(r"[0-9]{7,10}"),
+    "numero_empleado": re.compile(r"[0-9]{4,8}"),
+    "placa": re.compile(r"(?=[A-Z0-9-]*[0-9])(?=[A-Z0-9-]*[A-Z])[A-Z0-9](?:-?[A-Z0-9]){3,9}"),
+    "ticket": re.compile(r"(?:REF|VEH)-[0-9]{8}-[0-9A-F]{8}"),
+}
+
+
+def fold(text: str) -> tuple[str, tuple[int, ...]]:
+    """Text without accents, in lower case, and each folded char's index in `text`."""
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+        for folded in base.lower():
+            chars.append(folded)
+            origin.append(index)
+    return "".join(chars), tuple(origin)
+
+
+def normalise_plate(value: str) -> str:
+    return "".join(value.split()).upper()
+
+
+def is_description(text: str) -> bool:
+    """Enough letters to describe a fault (rejects '', 'no', '👍', '12345')."""
+    return sum(char.isalpha() for char in text) >= 3
+
+
+def clean_entities(entities: Mapping[str, object]) -> dict[str, str]:
+    """Entities reduced to well-formed values (whatever their source): others dropped."""
+    clean: dict[str, str] = {}
+    for key, value in entities.items():
+        if not isinstance(value, str):
+            continue
+        value = value.strip()
+        if key == "placa":
+            value = normalise_plate(value)
+        elif key == "ticket":
+            value = value.upper()
+        pattern = VALID.get(key)
+        if (pattern.fullmatch(value) if pattern else key == "problema" and value):
+            clean[key] = value
+    return clean
+
+
+def understand(text: str | None, reply_id: str | None, estado: str) -> Understanding:
+    if reply_id in INTENT_BY_REPLY_ID:
+        return Understanding(INTENT_BY_REPLY_ID[reply_id], {}, 1.0, "rules")
+    if not isinstance(text, str) or not text.strip():
+        return Understanding(OTRO, {}, 0.0, "rules")
+    folded, origin = fold(text)
+    words = re.findall(r"[^\W_]+", folded)
+    command = _command(words, estado)
+    if command:
+        return Understanding(command, _ticket_only(folded), 0.9, "rules")
+    if estado in PROBLEM_STATES:
+        return _description(text, estado)
+    return _free_text(text, folded, origin, words, estado)
+
+
+def _command(words: list[str], estado: str) -> str | None:
+    """An intent the whole (short) message is about, or None."""
+    meaningful = [w for w in words if w not in FILLER]
+    short = len(words) <= COMMAND_MAX_WORDS
+
+    def only(vocabulary: set[str]) -> bool:
+        return short and bool(meaningful) and all(w in vocabulary for w in meaningful)
+
+    if only(CANCEL) or (words[:1] and words[0] in CANCEL and estado not in PROBLEM_STATES):
+        return CANCELAR
+    if (words[:1] and words[0] in STATUS and len(words) <= 4) or _has_ticket_only(meaningful):
+        return CONSULTAR_ESTADO
+    for vocabulary, intent in ((YES, CONFIRMAR), (NO, NEGAR), (HELP, AYUDA), (GREETING, SALUDO)):
+        if only(vocabulary | GREETING if intent != SALUDO else vocabulary):
+            return intent
+    return None
+
+
+def _has_ticket_only(meaningful: list[str]) -> bool:
+    """The message is a ticket number, maybe after a status word ('folio REF-…')."""
+    rest = [w for w in meaningful if w not in STATUS]
+    return len(rest) == 3 and rest[0] in ("ref", "veh") and bool(TICKET.search("-".join(rest)))
+
+
+def _ticket_only(folded: str) -> dict[str, str]:
+    match = TICKET.search(folded)
+    return {"ticket": match.group(1).upper()} if match else {}
+
+
+def _description(text: str, estado: str) -> Understanding:
+    """In a *_ESPERA_PROBLEMA state the whole message is the description."""
+    if not is_description(text):
+        return Understanding(OTRO, {}, 0.2, "rules")
+    flow = REPORTE_REFRIGERADOR if estado == REFRI_ESPERA_PROBLEMA else REPORTE_VEHICULO
+    return Understanding(flow, {"problema": text.strip()}, 0.8, "rules")
+
+
+def _free_text(text: str, folded: str, origin: tuple[int, ...], words: list[str], estado: str):
+    refri_at = _first(REFRI_WORD, words)
+    vehicle_at = _first(VEHICLE_WORD, words)
+    refri_context = estado.startswith("REFRI") or refri_at < vehicle_at
+    vehicle_context = estado.startswith("VEHICULO") or vehicle_at < refri_at
+    entities, spans = _extract(folded, estado, refri_context, vehicle_context)
+    problema = _remainder(text, [_original_span(span, origin, len(text)) for span in spans])
+    if problema and _substantive(problema):
+        entities["problema"] = problema
+    intent = _intent(entities, words, refri_at, vehicle_at)
+    confidence = 0.9 if set(entities) - {"problema"} else 0.7 if intent != OTRO else 0.1
+    return Understanding(intent, entities, confidence, "rules")
+
+
+def _first(pattern: re.Pattern[str], words: list[str]) -> int:
+    return next((i for i, w in enumerate(words) if pattern.fullmatch(w)), len(words) + 1)
+
+
+def _extract(folded: str, estado: str, refri: bool, vehicle: bool):
+    """Entities and their spans in `folded`, most specific pattern first."""
+    rules: list[tuple[str, re.Pattern[str]]] = [("ticket", TICKET), ("numero_empleado", EMPLOYEE)]
+    if not refri:
+        rules.append(("numero_empleado", EMPLOYEE_HASH))
+    rules += [("placa", PLATE_AFTER_WORD), ("placa", PLATE), ("codigo_sap", SAP_AFTER_WORD)]
+    if estado == VEHICULO_ESPERA_EMPLEADO:
+        rules.append(("numero_empleado", BARE_EMPLOYEE))
+    elif not vehicle:
+        rules.append(("codigo_sap", SAP))
+    entities: dict[str, str] = {}
+    spans: list[tuple[int, int]] = []
+    for key, pattern in rules:
+        match = pattern.search(folded)
+        if match is None or key in entities:
+            continue
+        entities[key] = clean_entities({key: match.group(1)}).get(key, match.group(1))
+        spans.append(match.span())
+        folded = folded[: match.start()] + " " * (match.end() - match.start()) + folded[match.end():]
+    return entities, spans
+
+
+def _original_span(span: tuple[int, int], origin: tuple[int, ...], size: int) -> tuple[int, int]:
+    start, end = span
+    return origin[start], origin[end] if end < len(origin) else size
+
+
+def _remainder(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """`text` without the spans; untouched (but stripped) when there are none."""
+    spans = sorted(spans)
+    if not spans:
+        return text.strip()
+    pieces, position = [], 0
+    for start, end in spans:
+        pieces.append(text[position:start])
+        position = max(position, end)
+    pieces.append(text[position:])
+    return " ".join(p.strip() for p in pieces if p.strip()).strip(" \t\r\n,;:.-")
+
+
+def _substantive(text: str) -> bool:
+    """Holds a word that is neither filler nor a keyword: it says something about the fault."""
+    vocabulary = FILLER | GREETING | HELP | REPORT | STATUS | YES | CANCEL
+    return any(
+        len(w) >= 3 and not w.isdigit() and w not in vocabulary
+        and not REFRI_WORD.fullmatch(w) and not VEHICLE_WORD.fullmatch(w)
+        for w in re.findall(r"[^\W_]+", fold(text)[0])
+    )  # fmt: skip
+
+
+def _intent(entities: Mapping[str, str], words: list[str], refri_at: int, vehicle_at: int) -> str:
+    if "ticket" in entities:
+        return CONSULTAR_ESTADO
+    refri = "codigo_sap" in entities or refri_at <= len(words)
+    vehicle = "placa" in entities or "numero_empleado" in entities or vehicle_at <= len(words)
+    if refri and vehicle:  # entities decide, then whichever keyword came first
+        refri = "codigo_sap" in entities if "codigo_sap" in entities or not (
+            "placa" in entities or "numero_empleado" in entities) else False
+        refri = refri or (refri_at < vehicle_at and not ("placa" in entities or "numero_empleado" in entities))
+        vehicle = not refri
+    if refri:
+        return REPORTE_REFRIGERADOR
+    if vehicle:
+        return REPORTE_VEHICULO
+    present = set(words)
+    for vocabulary, intent in ((REPORT, REPORTAR_FALLA), (HELP, AYUDA), (GREETING, SALUDO)):
+        if present & vocabulary:
+            return intent
+    return OTRO

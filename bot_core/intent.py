@@ -1,0 +1,36 @@
+"""The understanding of a message, behind one interface.
+
+``RulesIntentService`` is the offline Spanish rules understanding and the
+fallback of every AI provider (see ``bot_core.ai`` for those). It needs the
+session state, so the processor calls it inside the commit with the state it read.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot_core.conversation import rules
+from bot_core.conversation.model import Understanding
+
+
+class IntentService(Protocol):
+    """What the processor asks. ``remote`` services are called outside any transaction."""
+
+    provider: str
+    remote: bool
+
+    async def understand(self, text: str | None, estado: str | None) -> Understanding | None:
+        """An understanding, or None to let the rules decide with the session state."""
+        ...
+
+
+class RulesIntentService:
+    provider = "rules"
+    remote = False
+
+    async def understand(self, text: str | None, estado: str | None) -> Understanding | None:
+        return None  # the processor applies the rules with the state it reads in the commit
+
+    @staticmethod
+    def rules(text: str | None, reply_id: str | None, estado: str) -> Understanding:
+        return rules.understand(text, reply_id, estado)

@@ -1,0 +1,172 @@
+"""The outbox: replies written in the commit, sent afterwards by a dispatcher.
+
+Rows of ``MensajesSalientes`` go PENDIENTE -> ENVIANDO (leased) -> ENVIADO ->
+ENTREGADO -> LEIDO, or FALLIDO. The dispatcher claims a batch, hands each row
+to a :class:`Sender` (the WhatsApp Graph API, or locally the chat), and records
+the result; a row whose lease expired is claimed again, so a crash between
+send and record can at worst resend a reply, never lose one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Protocol
+
+from bot_core.dbexec import DbExecutor
+from bot_core.sqltime import to_db, utcnow
+from bot_core.telemetry import Telemetry
+
+PENDING, SENDING, SENT, DELIVERED, READ, FAILED = (
+    "PENDIENTE", "ENVIANDO", "ENVIADO", "ENTREGADO", "LEIDO", "FALLIDO")
+# Forward-only order of delivery states: a late "sent" never undoes a "read".
+STATE_RANK = {PENDING: 0, SENDING: 1, SENT: 2, DELIVERED: 3, READ: 4, FAILED: 5}
+STATUS_TO_STATE = {"sent": SENT, "delivered": DELIVERED, "read": READ, "failed": FAILED}
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    outbox_id: int
+    message_id: str  # the inbound message it answers
+    sequence: int
+    telefono: str
+    kind: str  # text | buttons | list
+    text: str
+    options: tuple[tuple[str, str], ...]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SendResult:
+    state: str  # SENT, DELIVERED (local), PENDING (retry later) or FAILED
+    wamid: str | None = None
+    retry_after_s: float | None = None
+    error_code: str | None = None
+    error_detail: str | None = None
+
+
+class Sender(Protocol):
+    async def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+class LocalSender:
+    """Delivers to the local chat: the row itself is what ``botctl chat`` shows."""
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        return SendResult(DELIVERED, wamid=f"local.{message.outbox_id}")
+
+
+def claim_batch(cur: Any, dialect: str, now: datetime, lease_until: datetime, limit: int) -> list[OutboundMessage]:
+    top = f"TOP ({int(limit)}) " if dialect == "mssql" else ""
+    tail = "" if dialect == "mssql" else f" LIMIT {int(limit)}"
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    hint = " WITH (UPDLOCK, READPAST, ROWLOCK)" if dialect == "mssql" else ""
+    ts = to_db(dialect, now)
+    cur.execute(
+        f"SELECT {top}SalienteId, MensajeOrigenId, Secuencia, Telefono, Tipo, Contenido, Intentos "
+        f"FROM MensajesSalientes{hint} WHERE (Estado = ? AND (ProximoIntento IS NULL OR ProximoIntento <= ?)) "
+        f"OR (Estado = ? AND LeaseHasta < ?) ORDER BY SalienteId{tail}{lock}",
+        (PENDING, ts, SENDING, ts))
+    rows = cur.fetchall()
+    if not rows:
+        return []
+    cur.executemany("UPDATE MensajesSalientes SET Estado = ?, LeaseHasta = ?, Intentos = Intentos + 1 "
+                    "WHERE SalienteId = ?", [(SENDING, to_db(dialect, lease_until), r[0]) for r in rows])
+    out = []
+    for r in rows:
+        content = json.loads(r[5])
+        out.append(OutboundMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], content.get("text", ""),
+                                   tuple(tuple(o) for o in content.get("options", [])), int(r[6]) + 1))
+    return out
+
+
+def record_results(cur: Any, dialect: str, results: list[tuple[OutboundMessage, SendResult]], now: datetime) -> None:
+    ts = to_db(dialect, now)
+    for message, result in results:
+        if result.state == PENDING:
+            retry_at = now + timedelta(seconds=result.retry_after_s or 1.0)
+            cur.execute("UPDATE MensajesSalientes SET Estado = ?, LeaseHasta = NULL, ProximoIntento = ?, "
+                        "CodigoError = ?, DetalleError = ?, FechaActualizacion = ? WHERE SalienteId = ? AND Estado = ?",
+                        (PENDING, to_db(dialect, retry_at), result.error_code, (result.error_detail or "")[:400],
+                         ts, message.outbox_id, SENDING))
+        else:
+            cur.execute("UPDATE MensajesSalientes SET Estado = ?, LeaseHasta = NULL, WamidSaliente = ?, "
+                        "CodigoError = ?, DetalleError = ?, FechaEnvio = ?, FechaActualizacion = ? "
+                        "WHERE SalienteId = ? AND Estado = ?",
+                        (result.state, result.wamid, result.error_code, (result.error_detail or "")[:400] or None,
+                         ts, ts, message.outbox_id, SENDING))
+
+
+def apply_status(cur: Any, dialect: str, wamid: str, status: str, now: datetime,
+                 error_code: str | None = None, error_detail: str | None = None) -> bool:
+    """Move a sent row forward on a Meta ``statuses`` webhook; never backwards."""
+    state = STATUS_TO_STATE.get(status)
+    if state is None:
+        return False
+    lower = [s for s, rank in STATE_RANK.items() if rank < STATE_RANK[state] and s not in (PENDING, SENDING)]
+    if not lower:
+        return False
+    marks = ", ".join("?" for _ in lower)
+    cur.execute(f"UPDATE MensajesSalientes SET Estado = ?, CodigoError = COALESCE(?, CodigoError), "
+                f"DetalleError = COALESCE(?, DetalleError), FechaActualizacion = ? "
+                f"WHERE WamidSaliente = ? AND Estado IN ({marks})",
+                (state, error_code, error_detail, to_db(dialect, now), wamid, *lower))
+    return cur.rowcount > 0
+
+
+class Dispatcher:
+    """Drains the outbox in the background; ``kick()`` after a commit wakes it at once."""
+
+    def __init__(self, dbx: DbExecutor, sender: Sender, telemetry: Telemetry, batch: int = 50,
+                 lease_seconds: float = 30.0, idle_poll_s: float = 1.0, clock: Callable[[], datetime] = utcnow):
+        self.dbx = dbx
+        self.sender = sender
+        self.telemetry = telemetry
+        self.batch = batch
+        self.lease = timedelta(seconds=lease_seconds)
+        self.idle_poll_s = idle_poll_s
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                sent = await self.drain_once()
+            except Exception as exc:  # the database may be down: try again on the next tick
+                self.telemetry.emit("operation.degraded", operation="dispatch_outbox", error_type=type(exc).__name__)
+                sent = 0
+            if sent == 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def drain_once(self) -> int:
+        now = self.clock()
+        batch = await self.dbx.transaction(claim_batch, self.dbx.db.dialect, now, now + self.lease, self.batch)
+        if not batch:
+            return 0
+        results = await asyncio.gather(*(self._send(m) for m in batch))
+        await self.dbx.transaction(record_results, self.dbx.db.dialect, list(zip(batch, results)), self.clock())
+        return len(batch)
+
+    async def _send(self, message: OutboundMessage) -> SendResult:
+        try:
+            result = await self.sender.send(message)
+        except Exception as exc:
+            result = SendResult(PENDING, retry_after_s=2.0, error_code=type(exc).__name__, error_detail=str(exc)[:200])
+        event = "outbox.failed" if result.state in (PENDING, FAILED) else "outbox.sent"
+        self.telemetry.emit(event, telefono=message.telefono, outbox_id=message.outbox_id,
+                            attempt=message.attempts, error_code=result.error_code or "")
+        return result

@@ -1,0 +1,245 @@
+"""Steps 2-4 of DESIGN.md for one inbound message: understand, decide, commit.
+
+The commit is one transaction whose first write moves the inbox row from
+PROCESANDO to PROCESADO (only one processor can), then reads the session with
+its version, runs the pure ``step()``, and writes the session conditionally,
+the chat and audit history, the report and the outbox rows. A version conflict
+rolls all of it back and is retried (tenacity: 3 attempts, 50/100/200 ms with
+jitter); when retries run out the row goes back to PENDIENTE for the sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from bot_core import inbox
+from bot_core.conversation.model import (CreateReport, Equipo, Facts, Inbound, ReportStatus, Session,
+                                         Transition, Understanding)
+from bot_core.conversation.step import step
+from bot_core.dbexec import DbExecutor
+from bot_core.errors import ConcurrencyError
+from bot_core.intent import IntentService, RulesIntentService
+from bot_core.keyed_lock import KeyedLock
+from bot_core.sessions import load_session, save_session
+from bot_core.settle import Operation, settle
+from bot_core.sqltime import from_db, to_db, utcnow
+from bot_core.telemetry import Telemetry
+from bot_core.webhook.payload import InboundMessage
+
+MAX_ATTEMPTS = 5  # processing attempts of one inbox row before it is parked as FALLIDO
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Phase-1 fix 1.1: 3 attempts, 50 -> 100 -> 200 ms, each with up to 25 % jitter."""
+
+    attempts: int = 3
+    base_ms: float = 50.0
+    jitter: float = 0.25
+
+    def delay_ms(self, retry_number: int, rng: Callable[[], float] = random.random) -> int:
+        base = self.base_ms * (2 ** (retry_number - 1))
+        return int(base * (1 + self.jitter * rng()))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str
+    status: str  # processed | already-processed | deferred | failed
+    state_from: str = ""
+    state_to: str = ""
+    reports: tuple[str, ...] = ()
+    replies: int = 0
+
+
+class Processor:
+    def __init__(self, dbx: DbExecutor, telemetry: Telemetry, intent: IntentService | None = None,
+                 idle_minutes: int = 30, lease_seconds: float = 30.0, retry: RetryPolicy = RetryPolicy(),
+                 on_committed: Callable[[], None] | None = None, clock: Callable[[], datetime] = utcnow):
+        self.dbx = dbx
+        self.dialect = dbx.db.dialect
+        self.telemetry = telemetry
+        self.intent = intent or RulesIntentService()
+        self.idle_minutes = idle_minutes
+        self.lease = timedelta(seconds=lease_seconds)
+        self.retry = retry
+        self.on_committed = on_committed or (lambda: None)
+        self.clock = clock
+        self.locks = KeyedLock()
+
+    # --- entry points ----------------------------------------------------------
+
+    async def process(self, message: InboundMessage) -> Outcome:
+        """Process a message whose inbox row this process has claimed (PROCESANDO)."""
+        async with self.locks.hold(message.telefono):
+            return await self._process_locked(message)
+
+    async def claim_and_process(self, message_id: str) -> Outcome | None:
+        """Sweeper / queued worker: take the lease on a row, then process it."""
+        now = self.clock()
+        claimed = await self.dbx.transaction(self._claim, message_id, now)
+        if claimed is None:
+            return None
+        message, attempts = claimed
+        if attempts > MAX_ATTEMPTS:
+            await self.dbx.transaction(inbox.release, message_id, f"gave up after {MAX_ATTEMPTS} attempts", True)
+            self.telemetry.emit("message.failed", telefono=message.telefono, message_id=message_id,
+                                error_type="MaxAttempts")
+            return Outcome(message_id, "failed")
+        return await self.process(message)
+
+    def _claim(self, cur: Any, message_id: str, now: datetime) -> tuple[InboundMessage, int] | None:
+        if not inbox.claim_message(cur, self.dialect, message_id, now, now + self.lease):
+            return None
+        return inbox.load_payload(cur, message_id)
+
+    # --- the pipeline ------------------------------------------------------------
+
+    async def _process_locked(self, message: InboundMessage) -> Outcome:
+        started = time.perf_counter()
+        ai: Understanding | None = None
+        if self.intent.remote and message.reply_id is None and message.kind == "text":
+            # Outside any transaction: a slow AI provider holds no lock and no connection.
+            (ai,) = await settle(self.telemetry, Operation(
+                "understand_ai", self.intent.understand(message.text, None), fallback=None))
+        try:
+            outcome = await self._commit_with_retries(message, ai)
+        except ConcurrencyError:
+            self.telemetry.emit("concurrency.exhausted", telefono=message.telefono,
+                                operation="commit_transition", attempts=self.retry.attempts)
+            await self._release(message, "ConcurrencyError: retries exhausted")
+            return Outcome(message.message_id, "deferred")
+        except Exception as exc:
+            self.telemetry.emit("message.failed", telefono=message.telefono, message_id=message.message_id,
+                                error_type=type(exc).__name__)
+            await self._release(message, f"{type(exc).__name__}: {exc}")
+            return Outcome(message.message_id, "failed")
+        if outcome.status == "processed":
+            self.telemetry.emit("message.processed", telefono=message.telefono, message_id=message.message_id,
+                                message_type=message.kind, state_from=outcome.state_from,
+                                state_to=outcome.state_to,
+                                duration_ms=round((time.perf_counter() - started) * 1000, 2))
+            self.on_committed()
+        return outcome
+
+    async def _release(self, message: InboundMessage, error: str) -> None:
+        try:
+            await self.dbx.transaction(inbox.release, message.message_id, error)
+        except Exception:
+            pass  # the lease expires and the sweeper takes it anyway
+        self.telemetry.emit("message.deferred", telefono=message.telefono, message_id=message.message_id,
+                            reason=error[:120])
+
+    async def _commit_with_retries(self, message: InboundMessage, ai: Understanding | None) -> Outcome:
+        def log_retry(state: RetryCallState) -> None:
+            assert state.next_action is not None
+            self.telemetry.emit("concurrency.retry", telefono=message.telefono, operation="commit_transition",
+                                attempt=state.attempt_number, max_attempts=self.retry.attempts,
+                                delay_ms=int(state.next_action.sleep * 1000))
+
+        def wait(state: RetryCallState) -> float:
+            return self.retry.delay_ms(state.attempt_number) / 1000
+
+        def on_conflict(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, ConcurrencyError):
+                self.telemetry.emit("concurrency.conflict", telefono=message.telefono,
+                                    operation=exc.operation, expected_version=exc.expected_version)
+
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(ConcurrencyError),
+                                           stop=stop_after_attempt(self.retry.attempts), wait=wait,
+                                           before_sleep=log_retry, after=on_conflict, reraise=True):
+            with attempt:
+                return await self.dbx.transaction(self._commit, message, ai, self.clock())
+        raise AssertionError("unreachable")
+
+    def _commit(self, cur: Any, message: InboundMessage, ai: Understanding | None, now: datetime) -> Outcome:
+        # First write: lock the inbox row; if another processor finished it, stop here.
+        if not inbox.mark_processed(cur, self.dialect, message.message_id, now):
+            return Outcome(message.message_id, "already-processed")
+        stored = load_session(cur, message.telefono)
+        session = stored or Session.new(message.telefono)
+        understanding = ai or RulesIntentService.rules(message.text, message.reply_id, session.estado)
+        facts = load_facts(cur, understanding, now, self.idle_minutes)
+        inbound = Inbound(message.message_id, message.telefono, message.kind, message.text,
+                          message.reply_id, message.timestamp)
+        transition = step(session, inbound, understanding, facts)
+        save_session(cur, self.dialect, session, stored is not None, transition, now)
+        reports = write_records(cur, self.dialect, message, transition, now)
+        for ticket, report_type in reports:
+            self.telemetry.emit("report.created", telefono=message.telefono, ticket=ticket, report_type=report_type)
+        return Outcome(message.message_id, "processed", transition.estado_anterior, transition.estado_nuevo,
+                       tuple(t for t, _ in reports), len(transition.replies))
+
+
+def load_facts(cur: Any, understanding: Understanding, now: datetime, idle_minutes: int) -> Facts:
+    """Everything ``step()`` may look up, read in the commit's transaction."""
+    equipos: dict[str, Equipo] = {}
+    reportes: dict[str, ReportStatus] = {}
+    codigo = understanding.entities.get("codigo_sap")
+    if codigo:
+        cur.execute("SELECT EquipoId, CodigoSAP, Tipo, Descripcion, Ubicacion, Activo FROM Equipos "
+                    "WHERE CodigoSAP = ?", (codigo,))
+        row = cur.fetchone()
+        if row is not None:
+            equipos[row[1]] = Equipo(int(row[0]), row[1], row[2], row[3] or "", row[4], bool(row[5]))
+    ticket = understanding.entities.get("ticket")
+    if ticket:
+        cur.execute("SELECT NumeroTicket, TipoReporte, Estado, FechaCreacion FROM Reportes WHERE NumeroTicket = ?",
+                    (ticket,))
+        row = cur.fetchone()
+        if row is not None:
+            reportes[row[0]] = ReportStatus(row[0], row[1], row[2], from_db(row[3]))
+    return Facts(now=now, equipos=equipos, reportes=reportes, idle_minutes=idle_minutes)
+
+
+def _insert_returning_id(cur: Any, dialect: str, table: str, id_column: str, columns: tuple[str, ...],
+                         values: tuple[Any, ...]) -> int:
+    marks = ", ".join("?" for _ in columns)
+    if dialect == "mssql":
+        cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) OUTPUT inserted.{id_column} VALUES ({marks})",
+                    values)
+    else:
+        cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) RETURNING {id_column}", values)
+    return int(cur.fetchone()[0])
+
+
+def write_records(cur: Any, dialect: str, message: InboundMessage, transition: Transition,
+                  now: datetime) -> list[tuple[str, str]]:
+    """Chat history, reports, the audit row and the outbox rows of one transition."""
+    ts = to_db(dialect, now)
+    chat_rows = [(message.telefono, "U", message.text if message.text is not None else f"[{message.kind}]",
+                  message.message_id, ts)]
+    chat_rows += [(message.telefono, "B", reply.text, message.message_id, ts) for reply in transition.replies]
+    cur.executemany("INSERT INTO MensajesChat (Telefono, Tipo, Contenido, MensajeId, Fecha) VALUES (?, ?, ?, ?, ?)",
+                    chat_rows)
+    reports: list[tuple[str, str]] = []
+    report_id = None
+    for effect in transition.effects:
+        if isinstance(effect, CreateReport):
+            report_id = _insert_returning_id(
+                cur, dialect, "Reportes", "ReporteId",
+                ("NumeroTicket", "Telefono", "TipoReporte", "EquipoId", "NumeroEmpleado", "Descripcion",
+                 "Estado", "MensajeOrigenId", "FechaCreacion"),
+                (effect.numero_ticket, message.telefono, effect.tipo_reporte, effect.equipo_id,
+                 effect.numero_empleado, effect.descripcion, "PENDIENTE", message.message_id, ts))
+            reports.append((effect.numero_ticket, effect.tipo_reporte))
+    cur.execute("INSERT INTO HistorialSesiones (Telefono, EstadoAnterior, EstadoNuevo, OrigenAccion, Descripcion, "
+                "ReporteId, FechaAccion) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (message.telefono, transition.estado_anterior, transition.estado_nuevo, transition.origen_accion,
+                 transition.descripcion[:500], report_id, ts))
+    outbox_rows = [(message.message_id, seq, message.telefono, reply.kind,
+                    json.dumps({"text": reply.text, "options": [list(o) for o in reply.options]},
+                               ensure_ascii=False), "PENDIENTE", ts)
+                   for seq, reply in enumerate(transition.replies, start=1)]
+    cur.executemany("INSERT INTO MensajesSalientes (MensajeOrigenId, Secuencia, Telefono, Tipo, Contenido, Estado, "
+                    "FechaCreacion) VALUES (?, ?, ?, ?, ?, ?, ?)", outbox_rows)
+    return reports

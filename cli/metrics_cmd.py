@@ -1,0 +1,149 @@
+"""botctl metrics: run the stored KQL queries against Application Insights or the local telemetry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import ConfigOption, OutputOption, QuietOption, check_choice, config
+
+FORMATS = ("table", "json", "csv")
+
+
+def metrics(
+    names: Annotated[Optional[list[str]], typer.Argument(
+        help="Stored queries to run (default: all; see --list).", show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", help="Range ending now (or at --to): 30m, 24h, 7d. (default: 24h)", show_default=False)] = None,
+    from_: Annotated[Optional[str], typer.Option(
+        "--from", help="Range start, ISO-8601 with a zone (2024-05-01T08:00:00Z).", show_default=False)] = None,
+    to: Annotated[Optional[str], typer.Option(
+        "--to", help="Range end, ISO-8601 with a zone. (default: now)", show_default=False)] = None,
+    now: Annotated[Optional[str], typer.Option(
+        "--now", help="Pin 'now' (ISO-8601 with a zone) for reproducible output.", show_default=False)] = None,
+    bin: Annotated[Optional[str], typer.Option(
+        "--bin", help="Bin width (5m, 1h). (default: the query's, scaled to the range)", show_default=False)] = None,
+    source: Annotated[Optional[str], typer.Option(
+        "--source", help="appinsights | local. (default: appinsights with --app/--workspace, else local)",
+        show_default=False)] = None,
+    app: Annotated[Optional[str], typer.Option(
+        "--app", metavar="RESOURCE_ID", help="App Insights component resource id (query_resource).",
+        show_default=False)] = None,
+    workspace: Annotated[Optional[str], typer.Option(
+        "--workspace", metavar="ID", help="Log Analytics workspace id (query_workspace).", show_default=False)] = None,
+    schema: Annotated[Optional[str], typer.Option(
+        "--schema", help="classic (traces, requests) | workspace (AppTraces, AppRequests). "
+                         "(default: workspace with --workspace, else classic)", show_default=False)] = None,
+    file: Annotated[Optional[str], typer.Option(
+        "--file", help="Local telemetry JSON lines. (default: setting telemetry_file)", show_default=False)] = None,
+    output: OutputOption = "table",
+    check: Annotated[bool, typer.Option(
+        "--check", help="Evaluate thresholds on their alert window; exit 1 when one is breached.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the stored queries and exit.")] = False,
+    show_query: Annotated[bool, typer.Option(
+        "--show-query", help="Print the exact KQL each query would run, and run nothing.")] = False,
+    config_path: ConfigOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run stored KQL queries (kql/*.kql) over a time range; charts on stderr, results on stdout.
+
+    Exit 0 ok, 1 a threshold is breached (--check), 2 bad options, failed auth or a query not evaluated.
+    """
+    from datetime import datetime, timezone
+
+    from bot_core.errors import ConfigError
+    from cli.output import Console, render
+    from kql import metrics as lib
+    from kql.queries import load_queries, parse_timespan, select
+    from kql.render import parse_datetime, resolve_range
+
+    check_choice("--output", output, FORMATS)
+    queries = load_queries()
+    if list_:
+        render([_listing(q) for q in queries.values()], output)
+        return
+    chosen = select(queries, names)
+    if check:
+        if bin:
+            raise ConfigError("--check evaluates each threshold on its own window; drop --bin")
+        chosen = [q for q in chosen if q.threshold] if not names else chosen
+    if output == "csv" and len(chosen) > 1:
+        raise ConfigError("--output csv holds one table: name one query (botctl metrics --list)")
+    now_at = parse_datetime(now, "--now") if now else datetime.now(timezone.utc)
+    time_range = resolve_range(now_at, since, from_, to)
+    source, schema, target = lib.resolve_source(source, app, workspace, schema)
+    width = parse_timespan(bin, "--bin") if bin else None
+    if show_query:
+        from kql.render import query_text
+
+        for query in chosen:
+            text = query_text(query, schema, time_range, lib.bin_for(query, time_range, width, check))
+            typer.echo(f"// {query.name}\n{text}")
+        return
+
+    console = Console(quiet)
+    settings = config(config_path)
+    if source == "local":
+        runner = lib.local_runner(file or settings["telemetry_file"], now_at)
+    else:
+        runner = lib.appinsights_runner(target, time_range, on_retry=console.warn)
+    limits = {q.threshold.config_key: settings[q.threshold.config_key] for q in chosen if q.threshold}
+    runs = lib.run_queries(chosen, runner, time_range, schema=schema, bin=width, check=check, limits=limits)
+    _show(runs, time_range, output, console, lib.report(runs, time_range, source=source, schema=schema, now=now_at))
+    raise typer.Exit(lib.exit_code(runs, check))
+
+
+def _listing(query) -> dict:
+    from kql.render import kql_timespan
+
+    return {"name": query.name, "title": query.title, "render": query.render,
+            "bin": kql_timespan(query.bin) if query.bin else "",
+            "threshold": f"{query.threshold.column} > {query.threshold.config_key}" if query.threshold else "",
+            "window": kql_timespan(query.window) if query.window else "",
+            "description": query.description}
+
+
+def _show(runs, time_range, output, console, report) -> None:
+    """Results on stdout in the chosen format; charts, warnings and verdicts on stderr."""
+    import shutil
+
+    from cli.output import render
+    from kql import charts
+    from kql.appinsights import detail_lines
+    from kql.metrics import empty_message
+
+    if output == "json":
+        render(report, "json")
+    for index, run in enumerate(runs):
+        result, query = run.result, run.query
+        if result.error:
+            lines = [f"{result.error.get('code')}: {result.error.get('message')}",
+                     *detail_lines(result.error.get("details"))]
+            (console.warn if run.status == "partial" else console.error)(
+                f"{query.name}: {'partial result' if run.status == 'partial' else 'failed'}: " + "; ".join(lines))
+        if output == "table":
+            bin_text = f", bin {report['queries'][index]['bin']}" if run.bin else ""
+            typer.echo(f"{'' if index == 0 else chr(10)}# {query.name}: {query.title}, {time_range.label()}{bin_text}")
+            if result.rows:
+                render(result.rows, "table", columns=result.columns)
+            elif run.status != "failed":
+                typer.echo(empty_message(time_range))
+        elif output == "csv":
+            console.info(f"{query.name}: {time_range.label()}")
+            if run.status != "failed":
+                render(result.rows, "csv", columns=result.columns)
+            if not result.rows and run.status != "failed":
+                console.info(empty_message(time_range))
+        if output == "table" and result.rows and not console.quiet:
+            width = shutil.get_terminal_size((100, 24)).columns
+            chart = (charts.timechart(result, time_range, run.bin, width) if query.render == "timechart" and run.bin
+                     else charts.columnchart(result, width) if query.render == "columnchart" else "")
+            if chart:
+                console.info(chart)
+        if run.threshold is not None:
+            t = run.threshold
+            worst = "no value" if t.worst is None else f"max {t.worst:g}" + (f" at {t.at.isoformat()}" if t.at else "")
+            verdict = "BREACHED" if t.breached else "ok"
+            message = f"check {query.name}: {t.column} {worst}, limit {t.limit:g} ({t.config_key}): {verdict}"
+            (console.error if t.breached else console.info)(message)

@@ -1,0 +1,28 @@
+"""The uvicorn factory behind `botctl serve`: app from BOTCTL_* env, /healthz knows migrations."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from starlette.applications import Starlette
+
+from bot_core.asgi import create_app_from_config
+from bot_core.config import Config, load_config
+from bot_core.storage import database_from_config
+
+
+def pending_migrations_probe(config: Config) -> Callable[[], list[str]]:
+    from migrations.runner import MigrationRunner
+
+    runner = MigrationRunner(database_from_config(config))
+
+    def pending() -> list[str]:
+        return [s.version for s in runner.status() if s.state != "applied"]
+
+    return pending
+
+
+def create_app_from_env() -> Starlette:
+    config = load_config()
+    return create_app_from_config(config, os.environ.get("BOTCTL_SERVE_HOST"), pending_migrations_probe(config))

@@ -1,0 +1,53 @@
+"""botctl serve: the webhook on uvicorn, inline or queued processing."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import ConfigOption, DbOption, QuietOption, check_choice, config
+
+
+def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
+          workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes.")] = 1,
+          mode: Annotated[Optional[str], typer.Option("--mode", help="inline (process before answering) "
+                                                      "or queued (answer, then process)")] = None,
+          db: DbOption = None,
+          demo: Annotated[bool, typer.Option("--demo", help="Migrate and seed demo Equipos first.")] = False,
+          config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
+    """Serve the WhatsApp webhook (POST/GET /webhook, GET /healthz)."""
+    from bot_core.asgi import LOCAL_DEV_SECRET, resolve_secrets
+    from bot_core.errors import ConfigError
+    from bot_core.storage import database_from_config
+    from cli.output import Console
+
+    console = Console(quiet)
+    cfg = config(config_path, db=db, mode=mode)
+    check_choice("--mode", cfg.get("mode"), ("inline", "queued"))
+    if workers < 1 or not 0 < port < 65536:
+        raise ConfigError("--workers must be >= 1 and --port within 1..65535")
+    secret, _ = resolve_secrets(cfg, host)  # refuses a non-loopback host without secrets
+    if secret == LOCAL_DEV_SECRET:
+        console.warn("BOTCTL_APP_SECRET is not set: using the local development secret (loopback only)")
+    database = database_from_config(cfg)
+    if demo:
+        from bot_core.demo import seed_demo_equipment
+        from migrations.runner import MigrationRunner
+
+        MigrationRunner(database, progress=console.info).up()
+        console.info(f"demo: {seed_demo_equipment(database)} Equipos added")
+    # Workers are separate processes: they read the resolved settings from the environment.
+    os.environ["BOTCTL_DB"] = cfg.get("db")
+    os.environ["BOTCTL_MODE"] = cfg.get("mode")
+    os.environ["BOTCTL_SERVE_HOST"] = host
+    if config_path:
+        os.environ["BOTCTL_CONFIG"] = config_path
+    import uvicorn
+
+    console.info(f"serving {database.url} on http://{host}:{port}/webhook "
+                 f"({cfg.get('mode')}, {workers} worker(s)); telemetry -> {cfg.get('telemetry_file')}")
+    uvicorn.run("cli.serve_app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
