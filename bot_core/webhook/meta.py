@@ -54,7 +54,7 @@ def envelope(messages: list[dict[str, Any]] | None = None, statuses: list[dict[s
     if messages:
         value["messages"] = messages
         if contacts:
-            value["contacts"] = [{"profile": {"name": "Tecnico"}, "wa_id": m["from"]} for m in messages]
+            value["contacts"] = [{"profile": {"name": "Tecnico"}, "wa_id": m.get("from", "")} for m in messages]
     if statuses:
         value["statuses"] = statuses
     return {"object": "whatsapp_business_account",

@@ -40,7 +40,6 @@ class InboundMessage:
     reply_id: str | None = None
     raw_type: str = ""
     phone_number_id: str | None = None
-    contact_name: str | None = None
     errors: tuple[ApiError, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -126,7 +125,7 @@ def _text_and_reply(kind: str, msg: dict[str, Any]) -> tuple[str | None, str | N
     return None, None
 
 
-def decode_message(msg: Any, phone_number_id: str | None, names: dict[str, str]) -> InboundMessage:
+def decode_message(msg: Any, phone_number_id: str | None) -> InboundMessage:
     msg = _dict(msg)
     message_id, telefono = _str(msg.get("id")), _str(msg.get("from"))
     if not message_id or not telefono:
@@ -140,7 +139,7 @@ def decode_message(msg: Any, phone_number_id: str | None, names: dict[str, str])
         kind = "unsupported"  # e.g. nfm_reply (flows): not something this bot asks for
     text, reply_id = _text_and_reply(kind, msg)
     return InboundMessage(message_id, telefono, kind, _timestamp(msg.get("timestamp")), text, reply_id,
-                          raw_type, phone_number_id, names.get(telefono), _errors(msg.get("errors")))
+                          raw_type, phone_number_id, _errors(msg.get("errors")))
 
 
 def decode_webhook(body: Any) -> WebhookBatch:
@@ -155,15 +154,9 @@ def decode_webhook(body: Any) -> WebhookBatch:
             if change.get("field", "messages") != "messages":
                 continue
             phone_number_id = _str(_dict(value.get("metadata")).get("phone_number_id"))
-            names = {}
-            for contact in _list(value.get("contacts")):
-                contact = _dict(contact)
-                wa_id, name = _str(contact.get("wa_id")), _str(_dict(contact.get("profile")).get("name"))
-                if wa_id and name:
-                    names[wa_id] = name
             for msg in _list(value.get("messages")):
                 try:
-                    batch.messages.append(decode_message(msg, phone_number_id, names))
+                    batch.messages.append(decode_message(msg, phone_number_id))
                 except PayloadError as exc:
                     batch.invalid.append(str(exc))
             for status in _list(value.get("statuses")):
