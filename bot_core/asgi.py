@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 from typing import Any, Callable
 
@@ -18,30 +17,9 @@ from starlette.applications import Starlette
 from bot_core.app import BotSettings, create_app
 from bot_core.config import Config, load_config
 from bot_core.errors import ConfigError
+from bot_core.secrets import resolve_secrets
 from bot_core.storage import database_from_config
 from bot_core.telemetry import LOGGER_NAME, JsonlSink, Telemetry
-
-LOCAL_DEV_SECRET = "botctl-local-dev-secret"  # only ever accepted on a loopback address
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_secrets(config: Config, host: str | None = None) -> tuple[str, str]:
-    """The app secret and verify token; only loopback may run without real ones."""
-    secret, token = config.get("app_secret"), config.get("verify_token")
-    if secret and token:
-        return secret, token
-    if host is not None and not is_loopback(host):
-        raise ConfigError(f"refusing to serve on {host} without BOTCTL_APP_SECRET and BOTCTL_VERIFY_TOKEN")
-    return secret or LOCAL_DEV_SECRET, token or LOCAL_DEV_SECRET
-
 
 def build_telemetry(config: Config, app_secret: str, sink_path: str | None = None) -> Telemetry:
     key = config.get("hash_key")

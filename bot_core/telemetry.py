@@ -82,6 +82,9 @@ EVENTS: dict[str, EventSpec] = {
     )
 }
 
+# LogRecord's own attributes: an extra with one of these names makes logging raise.
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
 # Python level -> App Insights severityLevel.
 SEVERITY = {logging.DEBUG: 0, logging.INFO: 1, logging.WARNING: 2, logging.ERROR: 3, logging.CRITICAL: 4}
 
@@ -115,8 +118,9 @@ class Telemetry:
             dims[key] = value if isinstance(value, (int, float, str)) else str(value)
         extra = {"custom_dimensions": dims, "operation_id": operation_id or "",
                  "cloud_role": self.role}
-        # Flat attributes too: the OpenTelemetry handler turns them into customDimensions.
-        extra.update(dims)
+        # Flat attributes too: the OpenTelemetry handler turns them into customDimensions
+        # (custom_dimensions keeps every key, including those LogRecord reserves, like `name`).
+        extra.update({k: v for k, v in dims.items() if k not in _RESERVED})
         # No exc_info, ever: handled errors must stay in `traces`, not `exceptions`.
         self.logger.log(spec.level, spec.message.format(**properties), extra=extra)
 

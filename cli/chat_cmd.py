@@ -17,7 +17,7 @@ def chat(url: Annotated[Optional[str], typer.Option("--url", help="Webhook URL o
                                                        "this file instead of the keyboard.")] = None,
          db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Send messages (or a number to pick an offered button) and print the bot's replies."""
-    from bot_core.asgi import resolve_secrets
+    from bot_core.secrets import resolve_secrets
     from bot_core.chat import ChatSession, format_reply
     from bot_core.errors import ConfigError
     from bot_core.storage import database_from_config

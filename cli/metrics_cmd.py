@@ -109,41 +109,33 @@ def _show(runs, time_range, output, console, report) -> None:
     import shutil
 
     from cli.output import render
-    from kql import charts
-    from kql.appinsights import detail_lines
-    from kql.metrics import empty_message
+    from kql import metrics as lib
 
     if output == "json":
         render(report, "json")
+    width = shutil.get_terminal_size((100, 24)).columns
     for index, run in enumerate(runs):
-        result, query = run.result, run.query
-        if result.error:
-            lines = [f"{result.error.get('code')}: {result.error.get('message')}",
-                     *detail_lines(result.error.get("details"))]
-            (console.warn if run.status == "partial" else console.error)(
-                f"{query.name}: {'partial result' if run.status == 'partial' else 'failed'}: " + "; ".join(lines))
+        problem = lib.problem_line(run)
+        if problem:
+            (console.warn if run.status == "partial" else console.error)(problem)
+        rows, evaluated = run.result.rows, run.status != "failed"
         if output == "table":
-            bin_text = f", bin {report['queries'][index]['bin']}" if run.bin else ""
-            typer.echo(f"{'' if index == 0 else chr(10)}# {query.name}: {query.title}, {time_range.label()}{bin_text}")
-            if result.rows:
-                render(result.rows, "table", columns=result.columns)
-            elif run.status != "failed":
-                typer.echo(empty_message(time_range))
-        elif output == "csv":
-            console.info(f"{query.name}: {time_range.label()}")
-            if run.status != "failed":
-                render(result.rows, "csv", columns=result.columns)
-            if not result.rows and run.status != "failed":
-                console.info(empty_message(time_range))
-        if output == "table" and result.rows and not console.quiet:
-            width = shutil.get_terminal_size((100, 24)).columns
-            chart = (charts.timechart(result, time_range, run.bin, width) if query.render == "timechart" and run.bin
-                     else charts.columnchart(result, width) if query.render == "columnchart" else "")
+            if index:
+                typer.echo()
+            typer.echo(lib.heading(run, time_range))
+            if rows:
+                render(rows, "table", columns=run.result.columns)
+            elif evaluated:
+                typer.echo(lib.empty_message(time_range))
+            chart = lib.chart(run, time_range, width) if not console.quiet else ""
             if chart:
                 console.info(chart)
-        if run.threshold is not None:
-            t = run.threshold
-            worst = "no value" if t.worst is None else f"max {t.worst:g}" + (f" at {t.at.isoformat()}" if t.at else "")
-            verdict = "BREACHED" if t.breached else "ok"
-            message = f"check {query.name}: {t.column} {worst}, limit {t.limit:g} ({t.config_key}): {verdict}"
-            (console.error if t.breached else console.info)(message)
+        elif output == "csv":
+            console.info(lib.heading(run, time_range))
+            if evaluated:
+                render(rows, "csv", columns=run.result.columns)
+                if not rows:
+                    console.info(lib.empty_message(time_range))
+        verdict = lib.verdict_line(run)
+        if verdict:
+            (console.warn if run.threshold.breached else console.info)(verdict)

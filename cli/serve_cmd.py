@@ -19,7 +19,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
           demo: Annotated[bool, typer.Option("--demo", help="Migrate and seed demo Equipos first.")] = False,
           config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Serve the WhatsApp webhook (POST/GET /webhook, GET /healthz)."""
-    from bot_core.asgi import LOCAL_DEV_SECRET, resolve_secrets
+    from bot_core.secrets import LOCAL_DEV_SECRET, resolve_secrets
     from bot_core.errors import ConfigError
     from bot_core.storage import database_from_config
     from cli.output import Console

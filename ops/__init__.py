@@ -1,0 +1,1 @@
+"""Operations libraries behind botctl loadtest and checklist (not deployed with the bot)."""

@@ -1,0 +1,112 @@
+"""What the load generator sends: signed deliveries shaped like real users.
+
+Traffic is whole refrigerator-report conversations (a message carrying
+everything, "mi refri 4001234 no enfría", then a tap on "Confirmar"), so
+reports get created. A conversation's second message is scheduled ``gap_s``
+after its first and is only released once the first was acknowledged, as a
+person waits for the bot. Duplicates redeliver an existing wamid, either at the
+same moment (concurrently) or later; a burst releases N deliveries together.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+
+from bot_core.webhook import meta
+from bot_core.webhook.signature import sign
+
+FIRST_TEXT = "mi refri 4001234 no enfría"
+CONFIRM = ("confirmar", "Confirmar")
+
+
+@dataclass
+class Delivery:
+    wamid: str
+    telefono: str
+    body: bytes
+    signature: str
+    due: float  # seconds after t0
+    conversation: int | None = None
+    step: int = 0  # 0 = first message, 1 = confirmation
+    duplicate: bool = False
+    burst: bool = False
+    predecessor: "Delivery | None" = None
+    # Filled in by the runner:
+    acked: bool = False
+    attempts: int = 0
+    statuses: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrafficSpec:
+    rate: float
+    duration_s: float
+    warmup_s: float = 0.0
+    dup_ratio: float = 0.0
+    burst: int = 0
+    burst_mode: str = "same-phone"  # same-phone | same-id
+    burst_at_s: float | None = None  # default: start of the measured period
+    gap_s: float = 1.0
+    seed: int = 1
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8].upper())  # hex
+
+
+def _run_number(spec: TrafficSpec) -> int:
+    """Four digits of the run id: phones of one run never collide with another's."""
+    return int(spec.run_id, 16) % 10 ** 4 if spec.run_id.isalnum() else 0
+
+
+def _signed(app_secret: str, message: dict) -> tuple[bytes, str]:
+    body = json.dumps(meta.envelope([message]), separators=(",", ":")).encode()
+    return body, sign(body, app_secret)
+
+
+def build_plan(spec: TrafficSpec, app_secret: str) -> list[Delivery]:
+    rng = random.Random(spec.seed)
+    total = int(spec.rate * (spec.warmup_s + spec.duration_s))
+    gap = max(1, round(spec.rate * spec.gap_s))
+    deliveries: list[Delivery] = []
+    firsts: dict[int, Delivery] = {}
+    for slot in range(total):
+        block, offset = divmod(slot, 2 * gap)
+        step = 0 if offset < gap else 1
+        conversation = block * gap + (offset % gap)
+        telefono = f"52{_run_number(spec):04d}{conversation:06d}"
+        wamid = f"wamid.LT{spec.run_id}.{conversation}.{step}"
+        if step == 0:
+            message = meta.text_message(telefono, FIRST_TEXT, wamid=wamid)
+        else:
+            message = meta.reply_message(telefono, *CONFIRM, wamid=wamid)
+        body, signature = _signed(app_secret, message)
+        d = Delivery(wamid, telefono, body, signature, slot / spec.rate, conversation, step,
+                     predecessor=firsts.get(conversation) if step == 1 else None)
+        if step == 0:
+            firsts[conversation] = d
+        elif d.predecessor is None:
+            continue  # the run ended before this conversation's first message
+        deliveries.append(d)
+        if spec.dup_ratio and rng.random() < spec.dup_ratio:
+            later = rng.random() < 0.5
+            due = d.due + (rng.uniform(0.2, 2.0) if later else 0.0)
+            deliveries.append(Delivery(d.wamid, telefono, body, signature, due, conversation, step,
+                                       duplicate=True, predecessor=d.predecessor))
+    deliveries.extend(build_burst(spec, app_secret))
+    deliveries.sort(key=lambda d: d.due)
+    return deliveries
+
+
+def build_burst(spec: TrafficSpec, app_secret: str) -> list[Delivery]:
+    if spec.burst <= 0:
+        return []
+    at = spec.warmup_s if spec.burst_at_s is None else spec.burst_at_s
+    telefono = f"53{_run_number(spec):04d}999999"
+    out = []
+    for k in range(spec.burst):
+        wamid = f"wamid.LT{spec.run_id}.burst.{0 if spec.burst_mode == 'same-id' else k}"
+        body, signature = _signed(app_secret, meta.text_message(telefono, f"hola {k}", wamid=wamid))
+        out.append(Delivery(wamid, telefono, body, signature, at, burst=True,
+                            duplicate=spec.burst_mode == "same-id" and k > 0))
+    return out
