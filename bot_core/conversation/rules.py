@@ -44,7 +44,7 @@ VEHICLE_WORD = re.compile(
 )
 # Words that carry no description of a fault (besides the keywords above).
 FILLER = {"por", "favor", "porfa", "gracias", "quiero", "quisiera", "deseo", "necesito", "el",
-          "la", "lo", "los", "las", "mi", "mis", "su", "un", "una", "de", "del", "ya", "mejor",
+          "la", "lo", "los", "las", "mi", "mis", "su", "reporte", "un", "una", "de", "del", "ya", "mejor",
           "todo", "es", "esta", "bien", "muchas", "que", "tal", "dia", "dias", "tardes",
           "noches", "please", "pls", "con", "en", "para", "tengo", "hay", "hacer", "levantar",
           "sap", "codigo", "equipo", "numero", "placa", "empleado", "nomina", "y", "a"}  # fmt: skip
@@ -60,7 +60,7 @@ EMPLOYEE_HASH = re.compile(r"#\s*([0-9]{4,8})" + _D)
 _PLATE = (r"[a-z]{3}S[0-9]{3,4}|[a-z]{3}S[0-9]{2}S[0-9]{2}|[0-9]{2}S[a-z]{3}S[0-9]{1,2}"
           r"|[0-9]{3}S[a-z]{3}|[a-z]S[0-9]{2,3}S[a-z]{2,3}")  # fmt: skip
 PLATE_AFTER_WORD = re.compile(
-    _A + r"placas?\s*[:#]?\s*(" + _PLATE.replace("S", "[- ]?") + ")" + _D
+    _A + r"placas?\s*(?:[:#]|es\b|del vehiculo\b)?\s*(" + _PLATE.replace("S", "[- ]?") + ")" + _D
 )
 PLATE = re.compile(_A + "(" + _PLATE.replace("S", "-?") + ")" + _D)
 SAP_AFTER_WORD = re.compile(
@@ -122,39 +122,39 @@ def understand(text: str | None, reply_id: str | None, estado: str) -> Understan
         return Understanding(OTRO, {}, 0.0, "rules")
     folded, origin = fold(text)
     words = re.findall(r"[^\W_]+", folded)
-    command = _command(words, estado)
+    command = _command(folded, words, estado)
     if command:
-        return Understanding(command, _ticket_only(folded), 0.9, "rules")
+        return Understanding(command, _ticket(folded), 0.9, "rules")
     if estado in PROBLEM_STATES:
         return _description(text, estado)
     return _free_text(text, folded, origin, words, estado)
 
 
-def _command(words: list[str], estado: str) -> str | None:
+def _command(folded: str, words: list[str], estado: str) -> str | None:
     """An intent the whole (short) message is about, or None."""
     meaningful = [w for w in words if w not in FILLER]
     short = len(words) <= COMMAND_MAX_WORDS
 
     def only(vocabulary: set[str]) -> bool:
-        return short and bool(meaningful) and all(w in vocabulary for w in meaningful)
+        return (
+            short
+            and any(w in vocabulary for w in meaningful)
+            and all(w in vocabulary or w in GREETING for w in meaningful)
+        )
 
-    if only(CANCEL) or (words[:1] and words[0] in CANCEL and estado not in PROBLEM_STATES):
+    first = words[0] if words else ""
+    if only(CANCEL) or (first in CANCEL and estado not in PROBLEM_STATES):
         return CANCELAR
-    if (words[:1] and words[0] in STATUS and len(words) <= 4) or _has_ticket_only(meaningful):
+    ticket = TICKET.search(folded) and (short or estado not in PROBLEM_STATES)
+    if ticket or (first in STATUS and len(words) <= 4):
         return CONSULTAR_ESTADO
     for vocabulary, intent in ((YES, CONFIRMAR), (NO, NEGAR), (HELP, AYUDA), (GREETING, SALUDO)):
-        if only(vocabulary | GREETING if intent != SALUDO else vocabulary):
+        if only(vocabulary):
             return intent
     return None
 
 
-def _has_ticket_only(meaningful: list[str]) -> bool:
-    """The message is a ticket number, maybe after a status word ('folio REF-…')."""
-    rest = [w for w in meaningful if w not in STATUS]
-    return len(rest) == 3 and rest[0] in ("ref", "veh") and bool(TICKET.search("-".join(rest)))
-
-
-def _ticket_only(folded: str) -> dict[str, str]:
+def _ticket(folded: str) -> dict[str, str]:
     match = TICKET.search(folded)
     return {"ticket": match.group(1).upper()} if match else {}
 
@@ -170,9 +170,8 @@ def _description(text: str, estado: str) -> Understanding:
 def _free_text(text: str, folded: str, origin: tuple[int, ...], words: list[str], estado: str):
     refri_at = _first(REFRI_WORD, words)
     vehicle_at = _first(VEHICLE_WORD, words)
-    refri_context = estado.startswith("REFRI") or refri_at < vehicle_at
-    vehicle_context = estado.startswith("VEHICULO") or vehicle_at < refri_at
-    entities, spans = _extract(folded, estado, refri_context, vehicle_context)
+    context = _context(refri_at, vehicle_at, estado)
+    entities, spans = _extract(folded, estado, context)
     problema = _remainder(text, [_original_span(span, origin, len(text)) for span in spans])
     if problema and _substantive(problema):
         entities["problema"] = problema
@@ -181,27 +180,36 @@ def _free_text(text: str, folded: str, origin: tuple[int, ...], words: list[str]
     return Understanding(intent, entities, confidence, "rules")
 
 
+def _context(refri_at: int, vehicle_at: int, estado: str) -> str | None:
+    """Which report the message is about: the first keyword named, else the current flow."""
+    if refri_at != vehicle_at:
+        return "REFRI" if refri_at < vehicle_at else "VEHICULO"
+    return next((c for c in ("REFRI", "VEHICULO") if estado.startswith(c)), None)
+
+
 def _first(pattern: re.Pattern[str], words: list[str]) -> int:
     return next((i for i, w in enumerate(words) if pattern.fullmatch(w)), len(words) + 1)
 
 
-def _extract(folded: str, estado: str, refri: bool, vehicle: bool):
-    """Entities and their spans in `folded`, most specific pattern first."""
-    rules: list[tuple[str, re.Pattern[str]]] = [("ticket", TICKET), ("numero_empleado", EMPLOYEE)]
-    if not refri:
-        rules.append(("numero_empleado", EMPLOYEE_HASH))
-    rules += [("placa", PLATE_AFTER_WORD), ("placa", PLATE), ("codigo_sap", SAP_AFTER_WORD)]
+def _extract(folded: str, estado: str, context: str | None):
+    """Entities and their spans in `folded`, most specific pattern first; the
+    context keeps a refrigerator's code from reading as a plate, and so on."""
+    rules: list[tuple[str, re.Pattern[str]]] = [("codigo_sap", SAP_AFTER_WORD)]
+    if context != "REFRI":
+        rules += [("numero_empleado", EMPLOYEE), ("numero_empleado", EMPLOYEE_HASH),
+                  ("placa", PLATE_AFTER_WORD), ("placa", PLATE)]  # fmt: skip
     if estado == VEHICULO_ESPERA_EMPLEADO:
         rules.append(("numero_empleado", BARE_EMPLOYEE))
-    elif not vehicle:
+    elif context != "VEHICULO":
         rules.append(("codigo_sap", SAP))
     entities: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
     for key, pattern in rules:
-        match = pattern.search(folded)
-        if match is None or key in entities:
+        match = None if key in entities else pattern.search(folded)
+        value = clean_entities({key: match.group(1)}).get(key) if match else None
+        if value is None:
             continue
-        entities[key] = clean_entities({key: match.group(1)}).get(key, match.group(1))
+        entities[key] = value
         spans.append(match.span())
         folded = folded[: match.start()] + " " * (match.end() - match.start()) + folded[match.end():]
     return entities, spans
@@ -229,26 +237,20 @@ def _substantive(text: str) -> bool:
     """Holds a word that is neither filler nor a keyword: it says something about the fault."""
     vocabulary = FILLER | GREETING | HELP | REPORT | STATUS | YES | CANCEL
     return any(
-        len(w) >= 3 and not w.isdigit() and w not in vocabulary
+        len(w) >= 3 and w.isalpha() and w not in vocabulary
         and not REFRI_WORD.fullmatch(w) and not VEHICLE_WORD.fullmatch(w)
         for w in re.findall(r"[^\W_]+", fold(text)[0])
     )  # fmt: skip
 
 
 def _intent(entities: Mapping[str, str], words: list[str], refri_at: int, vehicle_at: int) -> str:
-    if "ticket" in entities:
-        return CONSULTAR_ESTADO
-    refri = "codigo_sap" in entities or refri_at <= len(words)
-    vehicle = "placa" in entities or "numero_empleado" in entities or vehicle_at <= len(words)
-    if refri and vehicle:  # entities decide, then whichever keyword came first
-        refri = "codigo_sap" in entities if "codigo_sap" in entities or not (
-            "placa" in entities or "numero_empleado" in entities) else False
-        refri = refri or (refri_at < vehicle_at and not ("placa" in entities or "numero_empleado" in entities))
-        vehicle = not refri
-    if refri:
-        return REPORTE_REFRIGERADOR
-    if vehicle:
-        return REPORTE_VEHICULO
+    """Entities decide the kind of report; without (or with both kinds of) them, keyword order."""
+    refri_entity = "codigo_sap" in entities
+    vehicle_entity = "placa" in entities or "numero_empleado" in entities
+    if refri_entity != vehicle_entity:
+        return REPORTE_REFRIGERADOR if refri_entity else REPORTE_VEHICULO
+    if refri_at != vehicle_at:
+        return REPORTE_REFRIGERADOR if refri_at < vehicle_at else REPORTE_VEHICULO
     present = set(words)
     for vocabulary, intent in ((REPORT, REPORTAR_FALLA), (HELP, AYUDA), (GREETING, SALUDO)):
         if present & vocabulary:

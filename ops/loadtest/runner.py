@@ -239,3 +239,39 @@ def run_loadtest(options: LoadtestOptions) -> tuple[dict[str, Any], list[Deliver
 def stderr_progress(text: str) -> None:
     sys.stderr.write(text)
     sys.stderr.flush()
+
+
+async def saturate(url: str, deliveries: list[Delivery], concurrency: int, timeout_s: float = 30.0
+                   ) -> dict[str, Any]:
+    """Closed model, for throughput benchmarks: ``concurrency`` senders back to back
+    until ``deliveries`` run out. Latency here is service time, not an SLO figure."""
+    parts = urlsplit(url)
+    pool = HttpPool(parts.hostname or "127.0.0.1", parts.port or 80, concurrency)
+    await pool.warm(concurrency)
+    stats = Stats()
+    queue = iter(deliveries)
+    loop = asyncio.get_running_loop()
+
+    async def sender() -> None:
+        for d in queue:
+            start = loop.time()
+            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": d.signature}
+            try:
+                status = (await pool.post(parts.path or "/webhook", d.body, headers, timeout_s)).status
+            except asyncio.TimeoutError:
+                status = TIMEOUT_STATUS
+            except TransportError:
+                status = TRANSPORT_STATUS
+            d.attempts += 1
+            d.acked = 200 <= status < 300
+            d.statuses.append(status)
+            stats.record(status, loop.time() - start, True)
+
+    t0 = loop.time()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    elapsed = loop.time() - t0
+    await pool.close()
+    ok = sum(n for s, n in stats.counts.items() if 200 <= s < 300)
+    return {"requests": stats.requests, "ok": ok, "elapsed_s": round(elapsed, 3),
+            "throughput": round(ok / elapsed, 1), "latency_ms": _percentiles(stats.all),
+            "counts_by_status": {str(k): v for k, v in sorted(stats.counts.items())}}

@@ -132,8 +132,6 @@ def test_worker_killed_between_ingest_and_commit_is_recovered_by_the_sweeper(pg_
     server = serve_factory(pg_url, workers=2, env={
         "BOTCTL_FAULT_CRASH_AFTER_INGEST": "wamid.CRASH", "BOTCTL_LEASE_SECONDS": "2",
         "BOTCTL_SWEEP_INTERVAL_SECONDS": "0.3"})
-    workers_before = set(server.worker_pids())
-    assert len(workers_before) == 2
     tel = "5215550007777"
     crash = meta.envelope([meta.text_message(tel, "hola", wamid="wamid.CRASH1")])
     status = asyncio.run(deliver_all(server.url, [crash]))[0]
