@@ -10,7 +10,6 @@ jitter); when retries run out the row goes back to PENDIENTE for the sweeper.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -23,7 +22,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from bot_core import inbox
 from bot_core.conversation.model import (CreateReport, Equipo, Facts, Inbound, ReportStatus, Session,
                                          Transition, Understanding)
-from bot_core.conversation.step import step
+from bot_core.conversation.step import effective_state, needed_lookups, step
 from bot_core.dbexec import DbExecutor
 from bot_core.errors import ConcurrencyError
 from bot_core.intent import IntentService, RulesIntentService
@@ -167,7 +166,9 @@ class Processor:
             return Outcome(message.message_id, "already-processed")
         stored = load_session(cur, message.telefono)
         session = stored or Session.new(message.telefono)
-        understanding = ai or RulesIntentService.rules(message.text, message.reply_id, session.estado)
+        # Understand against the state step() will decide in (an idle session starts over).
+        estado = effective_state(session, now, self.idle_minutes)
+        understanding = ai or RulesIntentService.rules(message.text, message.reply_id, estado)
         facts = load_facts(cur, understanding, now, self.idle_minutes)
         inbound = Inbound(message.message_id, message.telefono, message.kind, message.text,
                           message.reply_id, message.timestamp)
@@ -184,20 +185,19 @@ def load_facts(cur: Any, understanding: Understanding, now: datetime, idle_minut
     """Everything ``step()`` may look up, read in the commit's transaction."""
     equipos: dict[str, Equipo] = {}
     reportes: dict[str, ReportStatus] = {}
-    codigo = understanding.entities.get("codigo_sap")
-    if codigo:
+    lookups = needed_lookups(understanding)  # cleaned the way step() reads them
+    for codigo in lookups.codigos_sap:
         cur.execute("SELECT EquipoId, CodigoSAP, Tipo, Descripcion, Ubicacion, Activo FROM Equipos "
                     "WHERE CodigoSAP = ?", (codigo,))
         row = cur.fetchone()
         if row is not None:
-            equipos[row[1]] = Equipo(int(row[0]), row[1], row[2], row[3] or "", row[4], bool(row[5]))
-    ticket = understanding.entities.get("ticket")
-    if ticket:
+            equipos[codigo] = Equipo(int(row[0]), row[1], row[2], row[3] or "", row[4], bool(row[5]))
+    for ticket in lookups.tickets:
         cur.execute("SELECT NumeroTicket, TipoReporte, Estado, FechaCreacion FROM Reportes WHERE NumeroTicket = ?",
                     (ticket,))
         row = cur.fetchone()
         if row is not None:
-            reportes[row[0]] = ReportStatus(row[0], row[1], row[2], from_db(row[3]))
+            reportes[ticket] = ReportStatus(row[0], row[1], row[2], from_db(row[3]))
     return Facts(now=now, equipos=equipos, reportes=reportes, idle_minutes=idle_minutes)
 
 

@@ -381,7 +381,7 @@ def _evaluate_item(item: Item, base: Path, ctx: Context, now: datetime) -> ItemR
 
 
 def _source(item: Item, base: Path, ctx: Context) -> Path | str | None:
-    flag = getattr(ctx, OVERRIDES.get(item.check or "", ""), None)
+    flag = getattr(ctx, OVERRIDES[item.check]) if item.check else None
     if item.check == "migrations":
         return flag or item.evidence["db"]
     if flag:
@@ -479,7 +479,7 @@ def _junit(item: Item, path: Path, ctx: Context, now: datetime, label: Any) -> O
     if failed:
         names = ", ".join(f"{c.get('classname')}::{c.get('name')}" for c in failed[:3])
         return "fail", f"{len(failed)} of {len(cases)} failed: {names}{' …' if len(failed) > 3 else ''}", label
-    if skipped and ( len(skipped) == len(cases)):
+    if skipped and (not item.evidence["allow_skipped"] or len(skipped) == len(cases)):
         why = (skipped[0].find("skipped").get("message") or "").strip()
         raise Unreadable(f"{len(skipped)} of {len(cases)} skipped, so not evaluated"
                          + (f" (first: {why[:120]})" if why else ""))
@@ -530,7 +530,8 @@ def _burst(item: Item, path: Path, ctx: Context, now: datetime, label: Any) -> O
     if burst["size"] < ev["min_burst"]:
         problems.append(f"burst of {burst['size']} < {ev['min_burst']}")
     if duplicates > ev["max_duplicates"]:
-        problems.append(f"{verify['duplicate_reports']} duplicate reports, {verify['duplicate_replies']} duplicate replies")
+        problems.append(f"{verify['duplicate_reports']} duplicate reports, "
+                        f"{verify['duplicate_replies']} duplicate replies")
     if not verify["ok"]:
         problems.append("verify failed: " + "; ".join(verify.get("violations") or ["(no violations listed)"])[:200])
     if problems:
@@ -554,7 +555,8 @@ def _alerts(item: Item, path: Path, ctx: Context, now: datetime, label: Any) -> 
 
 def _rehearsal(item: Item, path: Path, ctx: Context, now: datetime, label: Any) -> Outcome:
     doc = _read_json(path)
-    if not isinstance(doc, dict) or doc.get("check") != "rollback-rehearsal" or not isinstance(doc.get("identical"), bool):
+    if not (isinstance(doc, dict) and doc.get("check") == "rollback-rehearsal"
+            and isinstance(doc.get("identical"), bool)):
         raise Unreadable(f"{label} is not 'botctl migrate rehearse --evidence' output")
     if not doc["identical"]:
         differing = [s["action"] for s in doc.get("steps", []) if s.get("differences")]

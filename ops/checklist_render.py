@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from bot_core.errors import ConfigError
 from ops.checklist import STATUSES, ItemResult, verdict
 
 ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "waived": "🟡", "stale": "⌛", "error": "❗"}
@@ -51,7 +52,8 @@ def render_markdown(results: Sequence[ItemResult], title: str = "Pre-production 
     lines = [f"## {title}: {name.upper()}", "", counts, "",
              "| status | item | title | severity | detail |", "|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {ICONS[r.status]} {r.status} | `{r.id}` | {_cell(r.title)} | {r.severity} | {_cell(r.detail)} |")
+        lines.append(f"| {ICONS[r.status]} {r.status} | `{r.id}` | {_cell(r.title)} | {r.severity} "
+                     f"| {_cell(r.detail)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -61,8 +63,11 @@ def _cell(text: str) -> str:
 
 def write_markdown(text: str, md_out: str | Path | None = None, step_summary: str | Path | None = None) -> None:
     """Write ``--md-out`` (replaced) and append to ``$GITHUB_STEP_SUMMARY`` (never overwritten)."""
-    if md_out:
-        Path(md_out).write_text(text, encoding="utf-8")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    try:
+        if md_out:
+            Path(md_out).write_text(text, encoding="utf-8")
+        if step_summary:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the Markdown summary: {exc}") from None

@@ -83,8 +83,13 @@ EXPIRED = (
 )
 CANCELLED = "Listo, cancelé el reporte. No se registró nada."
 NOTHING_TO_CANCEL = "No hay ningún reporte en curso."
-ASK_TICKET = "Para consultar un reporte envíame su número de ticket, por ejemplo: *estado REF-20261128-1A2B3C4D*."
-UNKNOWN_TICKET = "No encontré ningún reporte con el ticket *{ticket}*. Revisa que esté bien escrito."
+ASK_TICKET = (
+    "Para consultar un reporte envíame su número de ticket, "
+    "por ejemplo: *estado REF-20261128-1A2B3C4D*."
+)
+UNKNOWN_TICKET = (
+    "No encontré ningún reporte con el ticket *{ticket}*. Revisa que esté bien escrito."
+)
 STATUS = "El reporte *{ticket}* ({tipo}), creado el {fecha}, está *{estado}*."
 STATUS_NAMES = {
     "PENDIENTE": "pendiente",

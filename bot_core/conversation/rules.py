@@ -43,11 +43,13 @@ VEHICLE_WORD = re.compile(
     r"|autos?|automovil(es)?|coches?|trocas?)"
 )
 # Words that carry no description of a fault (besides the keywords above).
-FILLER = {"por", "favor", "porfa", "gracias", "quiero", "quisiera", "deseo", "necesito", "el",
-          "la", "lo", "los", "las", "mi", "mis", "su", "reporte", "un", "una", "de", "del", "ya", "mejor",
-          "todo", "es", "esta", "bien", "muchas", "que", "tal", "dia", "dias", "tardes",
-          "noches", "please", "pls", "con", "en", "para", "tengo", "hay", "hacer", "levantar",
-          "sap", "codigo", "equipo", "numero", "placa", "empleado", "nomina", "y", "a"}  # fmt: skip
+FILLER = {
+    "por", "favor", "porfa", "gracias", "quiero", "quisiera", "deseo", "necesito", "el", "la",
+    "lo", "los", "las", "mi", "mis", "su", "reporte", "un", "una", "de", "del", "ya", "mejor",
+    "todo", "es", "esta", "bien", "muchas", "que", "tal", "dia", "dias", "tardes", "noches",
+    "please", "pls", "con", "en", "para", "tengo", "hay", "hacer", "levantar", "sap", "codigo",
+    "equipo", "numero", "placa", "empleado", "nomina", "y", "a",
+}  # fmt: skip
 COMMAND_MAX_WORDS = 6
 
 _A, _D = "(?<![0-9a-z])", "(?![0-9a-z])"  # alphanumeric boundaries in folded text
@@ -79,11 +81,17 @@ VALID = {
 
 def fold(text: str) -> tuple[str, tuple[int, ...]]:
     """Text without accents, in lower case, and each folded char's index in `text`."""
+    if text.isascii():  # the common case, without a normalisation per character
+        return text.lower(), tuple(range(len(text)))
     chars: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
-        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-        for folded in base.lower():
+        if char.isascii():
+            chars.append(char.lower())
+            origin.append(index)
+            continue
+        decomposed = unicodedata.normalize("NFKD", char)
+        for folded in "".join(c for c in decomposed if not unicodedata.combining(c)).lower():
             chars.append(folded)
             origin.append(index)
     return "".join(chars), tuple(origin)
@@ -211,7 +219,8 @@ def _extract(folded: str, estado: str, context: str | None):
             continue
         entities[key] = value
         spans.append(match.span())
-        folded = folded[: match.start()] + " " * (match.end() - match.start()) + folded[match.end():]
+        start, end = match.span()
+        folded = folded[:start] + " " * (end - start) + folded[end:]  # masked, same length
     return entities, spans
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -86,10 +86,14 @@ class Outcome:
     values: Mapping[str, str] = field(default_factory=dict)
 
 
-def step(session: Session, inbound: Inbound, understanding: Understanding, facts: Facts) -> Transition:
+def step(
+    session: Session, inbound: Inbound, understanding: Understanding, facts: Facts
+) -> Transition:
+    """Decide on one inbound message. Never raises for valid values; always replies."""
     ctx, events, lead = _prepare(session, inbound, understanding, facts)
     outcome = _decide(ctx)
-    changed = outcome.estado != session.estado or outcome.effects
+    changed = (outcome.estado, outcome.datos) != (session.estado, ctx.datos) or outcome.effects
+    audit_events = events + (outcome.event,)
     return Transition(
         estado_anterior=session.estado,
         estado_nuevo=outcome.estado,
@@ -97,7 +101,7 @@ def step(session: Session, inbound: Inbound, understanding: Understanding, facts
         equipo_id_temp=outcome.equipo_id,
         replies=lead + (outcome.reply,),
         effects=outcome.effects,
-        descripcion=r.audit(events + (outcome.event,), session.estado, outcome.estado, **outcome.values),
+        descripcion=r.audit(audit_events, session.estado, outcome.estado, **outcome.values),
         origen_accion="SISTEMA" if events else "USUARIO" if changed else "BOT",
     )
 
@@ -120,16 +124,15 @@ def effective_state(session: Session, now: datetime, idle_minutes: int = 30) -> 
 def needed_lookups(understanding: Understanding) -> Lookups:
     """The Equipos (by CodigoSAP) and Reportes (by NumeroTicket) to put into Facts."""
     entities = clean_entities(understanding.entities)
-    return Lookups(
-        codigos_sap=tuple(v for k, v in entities.items() if k == "codigo_sap"),
-        tickets=tuple(v for k, v in entities.items() if k == "ticket"),
-    )
+    sap, ticket = entities.get("codigo_sap"), entities.get("ticket")
+    return Lookups((sap,) if sap else (), (ticket,) if ticket else ())
 
 
 # -- preparation ---------------------------------------------------------------------------
 
 
-def _prepare(session, inbound, understanding, facts) -> tuple[Ctx, tuple[str, ...], tuple[Reply, ...]]:
+def _prepare(session: Session, inbound: Inbound, understanding: Understanding, facts: Facts):
+    """The context to decide in, the system events (reset, expiry) and the replies they add."""
     datos = _clean_datos(session.datos)
     equipo_id = session.equipo_id_temp if type(session.equipo_id_temp) is int else None
     events: tuple[str, ...] = ()
@@ -137,7 +140,9 @@ def _prepare(session, inbound, understanding, facts) -> tuple[Ctx, tuple[str, ..
     estado = session.estado
     if estado not in STATES:
         events = ("reset",)
-    elif (estado != INICIO or datos) and _expired(session.ultima_actividad, facts.now, facts.idle_minutes):
+    elif (estado != INICIO or datos) and _expired(
+        session.ultima_actividad, facts.now, facts.idle_minutes
+    ):
         events, lead = ("expired",), (r.text(r.EXPIRED),)
     if events:
         estado, datos, equipo_id = INICIO, {}, None

@@ -138,6 +138,9 @@ def decode_message(msg: Any, phone_number_id: str | None) -> InboundMessage:
                                       or _dict(msg.get("interactive")).get("list_reply")):
         kind = "unsupported"  # e.g. nfm_reply (flows): not something this bot asks for
     text, reply_id = _text_and_reply(kind, msg)
+    if text and "\x00" in text:
+        # PostgreSQL text cannot hold NUL; every dialect stores the visible U+2400 instead.
+        text = text.replace("\x00", "\u2400")
     return InboundMessage(message_id, telefono, kind, _timestamp(msg.get("timestamp")), text, reply_id,
                           raw_type, phone_number_id, _errors(msg.get("errors")))
 

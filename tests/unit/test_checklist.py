@@ -73,7 +73,7 @@ def test_fixture_evidence_is_ready(ev, db_url):
     assert outcome == ("ready", 0) and len(results) == 12
 
 
-COVERAGE_LOW = dict(evidence={"path": "coverage-low.xml"})
+COVERAGE_LOW = dict(evidence={"path": "cobertura-low.xml"})
 
 
 @pytest.mark.parametrize("item, setup, status, code, fragment", [
@@ -87,8 +87,8 @@ COVERAGE_LOW = dict(evidence={"path": "coverage-low.xml"})
         "reason": "legacy module", "approver": "cto", "expires": "2025-06-01"}), "fail", 1, "ignored"),
     ("tech-lead-approval", lambda ev: edit(ev, "tech-lead-approval", evidence={"expires": "2025-06-09"}),
      "stale", 1, "expired (was valid through 2025-06-09)"),
-    ("docs-updated", lambda ev: edit(ev, "docs-updated", evidence={"at": "2025-05-01", "expires": "2025-06-01T00:00:00Z"}),
-     "stale", 0, "expired (was valid through 2025-05-31)"),
+    ("docs-updated", lambda ev: edit(ev, "docs-updated", evidence={
+        "at": "2025-05-01", "expires": "2025-06-01T00:00:00Z"}), "stale", 0, "expired (was valid through 2025-05-31)"),
     ("tech-lead-approval", lambda ev: edit(ev, "tech-lead-approval", evidence=None), "fail", 1, "not attested"),
     ("alerts-exported", lambda ev: edit(ev, "alerts-exported", evidence={"path": "nope.json"}), "error", 2,
      "nope.json not found"),
@@ -103,13 +103,13 @@ COVERAGE_LOW = dict(evidence={"path": "coverage-low.xml"})
      "1 of 5 skipped, so not evaluated (first: psqlODBC"),
     ("integration-tests", lambda ev: edit(ev, "integration-tests", evidence={"classnames": ["tests.perf"]}),
      "error", 2, "no testcases of tests.perf"),
-    ("coverage", lambda ev: (ev / "coverage.xml").write_text("<coverage"), "error", 2, "not valid XML"),
+    ("coverage", lambda ev: (ev / "cobertura.xml").write_text("<coverage"), "error", 2, "not valid XML"),
     ("load-test", lambda ev: edit(ev, "load-test", evidence={"path": "loadtest-shortened.json"}), "fail", 1,
      "ran 12 s < 120 s (a shortened run cannot prove"),
     ("load-test", lambda ev: patch_json(ev, "loadtest.json", **{"latency_ms.p95": 2100.0}), "fail", 1,
      "p95 2100 ms >= 2000 ms"),
-    ("load-test", lambda ev: patch_json(ev, "loadtest.json", errors=3, rate_achieved=40.0), "fail", 1,
-     "achieved 40/s < 47.5/s; 3 errors > 0"),
+    ("load-test", lambda ev: patch_json(ev, "loadtest.json", errors=3, rate_target=40.0, rate_achieved=40.0),
+     "fail", 1, "target rate 40/s < 50/s; achieved 40/s < 47.5/s; 3 errors > 0"),
     ("load-test", lambda ev: patch_json(ev, "loadtest.json", latency_ms={}), "error", 2, "has no 'p95'"),
     ("concurrency", lambda ev: patch_json(ev, "loadtest.json", **{
         "verify.duplicate_reports": 2, "verify.ok": False, "verify.violations": ["2 reports for 1 message"]}),
@@ -159,15 +159,19 @@ def test_real_rehearsal_passes_and_one_older_than_the_migrations_fails(ev, db_ur
 
 def test_a_date_expiry_is_valid_through_that_day(ev, db_url):
     edit(ev, "tech-lead-approval", evidence={"expires": "2025-06-10"})
-    assert run(ev, db_url, now=datetime(2025, 6, 10, 23, 59, tzinfo=timezone.utc))[0]["tech-lead-approval"].status == "pass"
-    assert run(ev, db_url, now=datetime(2025, 6, 11, tzinfo=timezone.utc))[0]["tech-lead-approval"].status == "stale"
+
+    def status(*when):
+        return run(ev, db_url, datetime(*when, tzinfo=timezone.utc))[0]["tech-lead-approval"].status
+
+    assert (status(2025, 6, 10, 23, 59), status(2025, 6, 11)) == ("pass", "stale")
 
 
 ITEM = "  - id: a\n    title: A\n    severity: blocker\n    kind: attestation\n"
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("version: 1\nitems:\n" + ITEM + "    waiver: {reason: r, approver: cto}\n", "line 3: item 'a': waiver is missing expires"),
+    ("version: 1\nitems:\n" + ITEM + "    waiver: {reason: r, approver: cto}\n",
+     "line 3: item 'a': waiver is missing expires"),
     ("version: 1\nitems:\n" + ITEM + "    waiver: {reason: r, expires: 2030-01-01}\n", "waiver is missing approver"),
     ("version: 1\nitems:\n" + ITEM.replace("severity", "sevrity"), "unknown key(s) sevrity"),
     ("version: 1\nitems:\n" + ITEM.replace("blocker", "critical"), "severity must be one of blocker, warn, info"),
@@ -179,6 +183,8 @@ ITEM = "  - id: a\n    title: A\n    severity: blocker\n    kind: attestation\n"
      "    evidence: {path: c.xml, min: 0.8}\n", "unknown evidence key(s) min"),
     ("version: 1\nitems:\n" + ITEM + "    evidence: {by: x, at: '2025-06-01T10:00:00', ref: r, expires: 2030-01-01}\n",
      "has no timezone"),
+    ("version: 1\nitems:\n" + ITEM + "    evidence: {by: x, at: 2025-06-02, ref: r, expires: 2025-06-01}\n",
+     "attestation expires before it was given"),
     ("version: 1\nitems:\n" + ITEM + ITEM, "line 7: duplicate item id 'a'"),
     ("version: 1\nitems:\n  - id: a\n    title: x: y\n", "line 4: invalid YAML (mapping values are not allowed here)"),
     ("version: 1\nitems:\n" + ITEM + "    title: again\n", "line 3: duplicate key 'title'"),
@@ -259,7 +265,7 @@ def test_junit_agrees_with_the_exit_code(ev, db_url):
     suite = ET.fromstring(render_junit(results)).find("testsuite")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert list(cases) == [r.id for r in results]
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("12", "1", "0", "2")
+    assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == ["12", "1", "0", "2"]
     assert cases["unit-tests"].find("failure").get("type") == "fail"
     assert cases["coverage"].find("skipped").get("message").startswith("waived:")
     assert cases["load-test"].find("skipped") is not None
@@ -321,7 +327,7 @@ def test_cli_json_flags_and_step_summary(ev, db_url, tmp_path):
     summary.write_text("# earlier step\n")
     md_out.parent.mkdir()
     r = botctl("checklist", "-f", str(ev / "checklist.yaml"), "--db", db_url, "-o", "json", "-q",
-               "--coverage", str(ev / "coverage-low.xml"), "--md-out", str(md_out),
+               "--coverage", str(ev / "cobertura-low.xml"), "--md-out", str(md_out),
                env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert r.returncode == 1 and r.stderr == "", r.stderr
     doc = json.loads(r.stdout)
