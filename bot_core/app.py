@@ -51,6 +51,7 @@ class BotSettings:
     db_threads: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
     crash_after_ingest: str | None = None  # fault-injection seam for the crash tests
+    sqlite_inline: bool = True  # SQLite transactions on the event loop (see DbExecutor)
 
 
 class Bot:
@@ -66,7 +67,7 @@ class Bot:
         # SQLite has one writer at a time: more threads would only queue on its busy
         # handler, which sleeps. One thread serialises writes without the sleeping.
         threads = 1 if db.dialect == "sqlite" else settings.db_threads
-        self.dbx = DbExecutor(db, threads=threads)
+        self.dbx = DbExecutor(db, threads=threads, inline=settings.sqlite_inline)
         self.dispatcher = Dispatcher(self.dbx, sender or LocalSender(), telemetry,
                                      lease_seconds=settings.lease_seconds, clock=clock)
         self.processor = Processor(self.dbx, telemetry, intent or RulesIntentService(),

@@ -1,15 +1,21 @@
-"""Runs blocking DB-API work off the event loop, one connection per worker thread.
+"""Runs DB-API work for the async webhook, one transaction per call.
 
-sqlite3 and pyodbc block; the webhook is async. Each call runs a function on a
-cursor inside one transaction (`Database.transaction`) on a thread of a bounded
-pool, so the number of connections equals the number of threads.
+pyodbc blocks on the network: its calls run on a bounded thread pool, one
+connection per thread. SQLite is a library call of a few hundred microseconds,
+where the hop to a thread and back costs as much as the work; with ``inline``
+SQLite transactions run on the event loop itself, on one connection with a
+short busy timeout, and only when another process holds the write lock does
+the call move to the pool (whose connections wait the full busy timeout), so
+the loop never sleeps on a lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Callable, TypeVar
 
 from bot_core.errors import BotctlError, DatabaseUnavailable
@@ -19,8 +25,11 @@ T = TypeVar("T")
 
 
 class DbExecutor:
-    def __init__(self, db: Database, threads: int = 8):
+    def __init__(self, db: Database, threads: int = 8, inline: bool = False, inline_busy_ms: int = 20):
         self.db = db
+        self.inline = inline and db.dialect == "sqlite"
+        self._inline_db = replace(db, busy_timeout_ms=inline_busy_ms)
+        self._inline_conn: Any = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="botctl-db")
         self._local = threading.local()
         self._all: list[Any] = []
@@ -65,12 +74,33 @@ class DbExecutor:
                 raise DatabaseUnavailable(f"database error: {_one_line(exc)}") from None
             raise
 
+    def _run_inline(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._inline_conn is None:
+            self._inline_conn = self._inline_db.connect()
+        try:
+            with self.db.transaction(self._inline_conn) as cur:
+                return fn(cur, *args)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise _Busy() from None
+            self._inline_conn.close()
+            self._inline_conn = None
+            raise
+
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.inline:
+            try:
+                return self._run_inline(fn, *args)
+            except _Busy:
+                pass  # another process is writing: wait for it on a pool thread
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.run_transaction, fn, *args)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._inline_conn is not None:
+            self._inline_conn.close()
+            self._inline_conn = None
         with self._all_lock:
             for conn in self._all:
                 try:
@@ -78,6 +108,10 @@ class DbExecutor:
                 except Exception:
                     pass
             self._all.clear()
+
+
+class _Busy(Exception):
+    """The inline SQLite connection could not get the write lock quickly."""
 
 
 def _one_line(exc: Exception) -> str:
