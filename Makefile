@@ -25,11 +25,15 @@ run: install
 	$(BIN)/botctl migrate status
 	$(BIN)/botctl serve --demo
 
-# The whole test suite, with JUnit and coverage reports in reports/ (the checklist reads them).
+# The whole test suite, with JUnit and coverage reports in reports/, then the release gate:
+# the load test at the release note's bar and `botctl checklist` on this repository
+# (its Markdown is saved as reports/checklist.md).
 test: install-test
 	mkdir -p reports
 	$(BIN)/python -m pytest -q --junitxml=reports/junit.xml \
-		--cov=bot_core --cov=migrations --cov=kql --cov=cli --cov-report=xml:reports/coverage.xml --cov-report=term:skip-covered
+		--cov=bot_core --cov=migrations --cov=kql --cov=cli --cov=ops \
+		--cov-report=xml:reports/coverage.xml --cov-report=term:skip-covered
+	BOTCTL=$(BIN)/botctl .ci/release-gate
 
 bench: install-test
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

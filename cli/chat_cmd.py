@@ -29,13 +29,6 @@ def chat(url: Annotated[Optional[str], typer.Option("--url", help="Webhook URL o
         raise ConfigError("--phone must be 8 to 15 digits, as WhatsApp sends it")
     secret, _ = resolve_secrets(cfg, "127.0.0.1")
     database = database_from_config(cfg)
-    server = None
-    if url is None:
-        from cli.local_server import LocalServer
-
-        server = LocalServer(cfg)
-        url = server.start()
-        console.info(f"started a local bot at {url} on {database.url}")
     if script:
         try:
             with open(script, encoding="utf-8") as fh:
@@ -45,6 +38,13 @@ def chat(url: Annotated[Optional[str], typer.Option("--url", help="Webhook URL o
     else:
         console.info("type a message (a number picks an option; Ctrl-D to quit)")
         lines = None
+    server = None
+    if url is None:
+        from cli.local_server import LocalServer
+
+        server = LocalServer(cfg)
+        url = server.start()
+        console.info(f"started a local bot at {url} on {database.url}")
     session = ChatSession(url, secret, database, phone)
     try:
         for line in lines if lines is not None else _prompt():

@@ -23,6 +23,8 @@ def checklist(
     alerts: Annotated[Optional[str], _Path("--alerts", "ARM template from botctl alerts export")] = None,
     rehearsal: Annotated[Optional[str], _Path("--rehearsal", "botctl migrate rehearse --evidence JSON")] = None,
     md_out: Annotated[Optional[str], typer.Option("--md-out", help="Also write the Markdown summary here.")] = None,
+    automated_only: Annotated[bool, typer.Option("--automated-only", help="Report attestations as skipped "
+                                                 "(CI: evaluate what a machine can prove).")] = False,
     db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False,
 ) -> None:
     """Exit 0 ready, 1 a blocker fails (fail or stale), 2 could not evaluate (bad checklist, blocker in error).
@@ -38,7 +40,8 @@ def checklist(
     check_choice("--output", output, ("table", "json", "junit", "md"))
     spec = cl.load_checklist(file or cl.find_checklist())
     context = cl.Context(db=db, junit=junit, coverage=coverage, loadtest_summary=loadtest_summary,
-                         alerts=alerts, rehearsal=rehearsal, config_path=config_path)
+                         alerts=alerts, rehearsal=rehearsal, config_path=config_path,
+                         automated_only=automated_only)
     results = cl.evaluate(spec, context)
     doc = cl.report(spec, results)
     markdown = render_markdown(results)

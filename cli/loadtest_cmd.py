@@ -32,7 +32,11 @@ def loadtest(
     seed: Annotated[int, typer.Option("--seed")] = 1,
     db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False,
 ) -> None:
-    """Exit 0 when every threshold passed (and --verify found nothing), 1 when one did not, 2 on bad usage."""
+    """Open-model load of whole report conversations; exit 0 when every threshold passed (and
+    --verify found nothing), 1 when one did not, 2 on bad usage.
+
+    The conversations report on refrigerator 4001234, one of the demo Equipos (`serve --demo`).
+    """
     from bot_core.secrets import resolve_secrets
     from bot_core.errors import ConfigError
     from cli.output import Console, to_json

@@ -98,7 +98,6 @@ class LoadGenerator:
         self.path = parts.path or "/webhook"
         self.stats = Stats()
         self.plan: list[Delivery] = []
-        self._acked: dict[int, asyncio.Event] = {}
         self._inflight = 0
         self._rng = random.Random(options.spec.seed)
 
@@ -135,18 +134,13 @@ class LoadGenerator:
     async def _deliver(self, pool: HttpPool, d: Delivery, due: float) -> None:
         loop = asyncio.get_running_loop()
         measured = d.due >= self.o.spec.warmup_s
-        if d.predecessor is not None:
-            # A person answers the bot after it answered them: wait for the first message's ack.
-            event = self._acked.setdefault(id(d.predecessor), asyncio.Event())
-            try:
-                await asyncio.wait_for(event.wait(), self.o.timeout_s * (self.o.max_redeliveries + 1))
-            except asyncio.TimeoutError:
-                pass
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": d.signature}
         self._inflight += 1
         try:
             while True:
                 d.attempts += 1
+                if d.sent_at is None:
+                    d.sent_at = loop.time()
                 try:
                     response = await pool.post(self.path, d.body, headers, self.o.timeout_s)
                     status = response.status
@@ -158,7 +152,7 @@ class LoadGenerator:
                 self.stats.record(status, loop.time() - due, measured)
                 if 200 <= status < 300:
                     d.acked = True
-                    self._acked.setdefault(id(d), asyncio.Event()).set()
+                    d.acked_at = loop.time()
                     return
                 if status < 500 or d.attempts > self.o.max_redeliveries:
                     return
@@ -168,8 +162,6 @@ class LoadGenerator:
                 due = loop.time()
         finally:
             self._inflight -= 1
-            if not d.acked:
-                self._acked.setdefault(id(d), asyncio.Event()).set()  # release waiters: it failed
 
     async def _report_progress(self, t0: float) -> None:
         if self.o.progress is None:

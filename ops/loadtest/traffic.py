@@ -2,10 +2,12 @@
 
 Traffic is whole refrigerator-report conversations (a message carrying
 everything, "mi refri 4001234 no enfría", then a tap on "Confirmar"), so
-reports get created. A conversation's second message is scheduled ``gap_s``
-after its first and is only released once the first was acknowledged, as a
-person waits for the bot. Duplicates redeliver an existing wamid, either at the
-same moment (concurrently) or later; a burst releases N deliveries together.
+reports get created. A conversation's second message is due ``gap_s`` after
+its first and, as everything in the open model, is sent at its due time even
+if the first is still unanswered (verification then counts that conversation
+as confirmed only if the first was acknowledged before the second was sent).
+Duplicates redeliver an existing wamid, either at the same moment
+(concurrently) or later; a burst releases N deliveries together.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Delivery:
     # Filled in by the runner:
     acked: bool = False
     attempts: int = 0
+    sent_at: float | None = None  # loop time of the first attempt
+    acked_at: float | None = None
     statuses: list[int] = field(default_factory=list)
 
 

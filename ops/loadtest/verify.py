@@ -69,8 +69,14 @@ def verify_run(db: Database, plan: list[Delivery], run_id: str, drain_timeout_s:
     for d in plan:
         if d.conversation is not None and not d.duplicate:
             by_conversation.setdefault(d.conversation, {})[d.step] = d
-    confirmed = sum(1 for steps in by_conversation.values()
-                    if 0 in steps and 1 in steps and steps[0].acked and steps[1].acked)
+    # A conversation is confirmed when the confirmation was sent after the first
+    # message was acknowledged (inline mode acknowledges after processing): it
+    # must have exactly one report. Both acknowledged but sent out of order: at
+    # most one (the bot may have seen them in either order).
+    both = [steps for steps in by_conversation.values()
+            if 0 in steps and 1 in steps and steps[0].acked and steps[1].acked]
+    confirmed = sum(1 for steps in both if steps[0].acked_at is not None and steps[1].sent_at is not None
+                    and steps[1].sent_at >= steps[0].acked_at)
     reports = _rows(db, "SELECT MensajeOrigenId, Telefono FROM Reportes WHERE MensajeOrigenId LIKE ?", (prefix,))
     phones = [t for _, t in reports]
     duplicate_reports = (len(phones) - len(set(phones))) + (len(reports) - len({m for m, _ in reports}))
@@ -91,8 +97,9 @@ def verify_run(db: Database, plan: list[Delivery], run_id: str, drain_timeout_s:
         violations.append(f"{len(acted_twice)} messages acted on more than once (e.g. {acted_twice[0]})")
     if duplicate_reports:
         violations.append(f"{duplicate_reports} duplicate reports")
-    if len(reports) - duplicate_reports != confirmed and not duplicate_reports:
-        violations.append(f"{len(reports)} reports for {confirmed} confirmed conversations")
+    if not duplicate_reports and not confirmed <= len(reports) <= len(both):
+        violations.append(f"{len(reports)} reports for {confirmed} confirmed conversations "
+                          f"({len(both)} with both messages acknowledged)")
     if duplicate_replies:
         violations.append(f"{duplicate_replies} (message, sequence) replies written more than once")
     if replies_lost:

@@ -345,3 +345,12 @@ def test_cli_other_formats_parse(ev, db_url, fmt):
         assert len(ET.fromstring(r.stdout).find("testsuite").findall("testcase")) == 12
     else:
         assert sum("migrations-applied" in line for line in r.stdout.splitlines()) == 1
+
+
+def test_automated_only_skips_attestations_and_nothing_else(ev, db_url):
+    results = evaluate(load_checklist(ev / "checklist.yaml"), Context(now=NOW, db=db_url, automated_only=True))
+    by_kind = {}
+    for r in results:
+        by_kind.setdefault(r.kind, set()).add(r.status)
+    assert by_kind == {"automated": {"pass"}, "attestation": {"skip"}}
+    assert verdict(results) == ("ready", 0)
