@@ -140,8 +140,9 @@ def test_problem_state_text_round_trips_literally(estado, text):
     assert understand(text, None, estado).entities["problema"] == text
 
 
-def test_sql_text_outside_a_flow_is_kept_literally():
-    assert understand(SQL, None, "INICIO").entities["problema"] == SQL
+@pytest.mark.parametrize("text", [SQL, "la nevera hace  ruido\tfuerte", "¡¡SE   QUEMÓ!!"])
+def test_text_outside_a_flow_is_kept_literally(text):
+    assert understand(text, None, "INICIO").entities["problema"] == text
 
 
 @pytest.mark.parametrize("reply_id, intent", sorted(INTENT_BY_REPLY_ID.items()))

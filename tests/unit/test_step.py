@@ -225,6 +225,7 @@ def test_corrections_at_confirmation_update_codes_but_not_the_description():
     transition = say(session("VEHICULO_CONFIRMAR"), "no, la placa correcta es XYZ-987")
     assert transition.estado_nuevo == "VEHICULO_CONFIRMAR"
     assert transition.datos == {**VEH_FULL, "placa": "XYZ-987"}
+    assert transition.origen_accion == "USUARIO"
 
 
 # -- SAP validation --------------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""The commit transaction and its retries, on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot_core import inbox, processing, sessions
+from bot_core.dbexec import DbExecutor
+from bot_core.demo import seed_demo_equipment
+from bot_core.processing import Processor, RetryPolicy
+from bot_core.telemetry import Telemetry
+from bot_core.webhook.payload import InboundMessage
+from migrations.runner import MigrationRunner
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+TEL = "5215550003333"
+
+
+class Capture(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def events(self, name):
+        return [r for r in self.records if getattr(r, "custom_dimensions", {}).get("event_name") == name]
+
+
+@pytest.fixture
+def setup(db):
+    MigrationRunner(db).up()
+    seed_demo_equipment(db)
+    capture = Capture()
+    logger = logging.getLogger(f"test.processing.{id(capture)}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(capture)
+    dbx = DbExecutor(db, threads=2)
+    yield db, dbx, Telemetry(b"k", logger), capture
+    dbx.close()
+
+
+def ingest(dbx, message):
+    return dbx.run_transaction(lambda cur: inbox.register_inbound(cur, dbx.db.dialect, message, NOW,
+                                                                  NOW + timedelta(seconds=30)))
+
+
+def counts(db):
+    out = {}
+    with db.connection() as conn:
+        cur = conn.cursor()
+        for table in ("SesionesChat", "MensajesChat", "HistorialSesiones", "Reportes", "MensajesSalientes"):
+            cur.execute(f"SELECT COUNT(*) FROM {table}")
+            out[table] = cur.fetchone()[0]
+        cur.execute("SELECT Estado FROM MensajesProcesados WHERE MensajeId = 'wamid.P1'")
+        row = cur.fetchone()
+        out["inbox"] = row[0] if row else None
+        conn.rollback()
+    return out
+
+
+class FailingCursor:
+    """Passes every call to the real cursor, but raises on the n-th write."""
+
+    def __init__(self, cur, fail_at):
+        self._cur, self._fail_at, self.writes = cur, fail_at, 0
+
+    def _maybe_fail(self, sql):
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            self.writes += 1
+            if self.writes == self._fail_at:
+                raise RuntimeError(f"injected failure at write {self.writes}")
+
+    def execute(self, sql, params=()):
+        self._maybe_fail(sql)
+        return self._cur.execute(sql, params)
+
+    def executemany(self, sql, rows):
+        self._maybe_fail(sql)
+        return self._cur.executemany(sql, rows)
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+
+def test_a_failure_in_any_write_rolls_back_all_of_them_inbox_row_included(setup):
+    db, dbx, telemetry, _ = setup
+    message = InboundMessage("wamid.P1", TEL, "text", NOW, text="mi refri 4001234 no enfría")
+    ingest(dbx, message)
+    before = counts(db)
+    assert before["inbox"] == inbox.PROCESSING
+    processor = Processor(dbx, telemetry)
+    total_writes = None
+    for fail_at in range(1, 20):
+        def commit(cur):
+            failing = FailingCursor(cur, fail_at)
+            try:
+                return processor._commit(failing, message, None, NOW)
+            finally:
+                commit.writes = failing.writes
+        try:
+            dbx.run_transaction(commit)
+        except RuntimeError as exc:
+            assert f"write {fail_at}" in str(exc)
+            assert counts(db) == before, f"failure at write {fail_at} left a partial commit"
+            continue
+        total_writes = commit.writes
+        break
+    # The commit has at least: inbox, session, chat, history, outbox (and succeeded once allowed to).
+    assert total_writes is not None and total_writes >= 5
+    after = counts(db)
+    assert after["inbox"] == inbox.PROCESSED and after["SesionesChat"] == 1 and after["MensajesSalientes"] >= 1
+
+
+def test_a_version_conflict_is_retried_with_logged_backoff(setup, monkeypatch):
+    db, dbx, telemetry, capture = setup
+    first = InboundMessage("wamid.P0", TEL, "text", NOW, text="hola")
+    ingest(dbx, first)
+    asyncio.run(Processor(dbx, telemetry).process(first))
+    message = InboundMessage("wamid.P1", TEL, "text", NOW, text="refri")
+    ingest(dbx, message)
+    real_load = sessions.load_session
+    conflicts = {"left": 1}
+
+    def load_then_someone_else_writes(cur, telefono):
+        session = real_load(cur, telefono)
+        if conflicts["left"] and session is not None:
+            conflicts["left"] -= 1
+            # Another process commits a write of this phone between our read and our write.
+            other = db.connect()
+            try:
+                with db.transaction(other) as ocur:
+                    ocur.execute("UPDATE SesionesChat SET Version = Version + 1 WHERE Telefono = ?", (telefono,))
+            finally:
+                other.close()
+        return session
+
+    monkeypatch.setattr(processing, "load_session", load_then_someone_else_writes)
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite's BEGIN IMMEDIATE holds the write lock: no other writer can commit in between")
+    outcome = asyncio.run(Processor(dbx, telemetry).process(message))
+    assert outcome.status == "processed"
+    (retry,) = capture.events("concurrency.retry")
+    assert retry.getMessage().startswith("[ConcurrencyRetry] Intento 1/3 falló, reintentando en ")
+    assert 50 <= retry.custom_dimensions["delay_ms"] <= 63
+    assert len(capture.events("concurrency.conflict")) == 1
+
+
+def test_retries_exhausted_leave_the_row_for_the_sweeper(setup, monkeypatch):
+    db, dbx, telemetry, capture = setup
+    message = InboundMessage("wamid.P1", TEL, "text", NOW, text="hola")
+    ingest(dbx, message)
+
+    def always_conflict(cur, dialect, before, exists, transition, now):
+        raise processing.ConcurrencyError("save_session", before.version)
+
+    monkeypatch.setattr(processing, "save_session", always_conflict)
+    outcome = asyncio.run(Processor(dbx, telemetry, retry=RetryPolicy(attempts=3, base_ms=1)).process(message))
+    assert outcome.status == "deferred"
+    assert [r.custom_dimensions["attempt"] for r in capture.events("concurrency.retry")] == [1, 2]
+    assert capture.events("concurrency.exhausted")[0].custom_dimensions["attempts"] == 3
+    assert counts(db)["inbox"] == inbox.PENDING and counts(db)["SesionesChat"] == 0
+    # The sweeper's claim picks it up again, and with the conflict gone it is processed once.
+    monkeypatch.undo()
+    outcome = asyncio.run(Processor(dbx, telemetry).claim_and_process("wamid.P1"))
+    assert outcome.status == "processed" and counts(db)["inbox"] == inbox.PROCESSED
+    assert asyncio.run(Processor(dbx, telemetry).claim_and_process("wamid.P1")) is None
+
+
+def test_retry_policy_delays_follow_the_release_note():
+    policy = RetryPolicy()
+    assert [policy.delay_ms(n, rng=lambda: 0.0) for n in (1, 2, 3)] == [50, 100, 200]
+    assert [policy.delay_ms(n, rng=lambda: 0.999) for n in (1, 2, 3)] == [62, 124, 249]
