@@ -40,3 +40,7 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) reports build *.egg-info
+
+# Fault injection under load (also part of `make test`); prints the table.
+reliability: install-test
+	$(BIN)/python -m tests.reliability

@@ -72,6 +72,8 @@ FIELDS: dict[str, Field] = {
     # Fault injection for the crash tests: SIGKILL the process right after ingesting
     # a message whose id starts with this prefix. Never set in production.
     "fault.crash_after_ingest": Field(str),
+    # ... and for `botctl migrate`: SIGKILL before statement N of migration V ("003:2").
+    "fault.kill_migration_at": Field(str),
 }
 
 ENV_PREFIX = "BOTCTL_"

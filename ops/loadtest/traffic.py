@@ -52,6 +52,7 @@ class TrafficSpec:
     dup_ratio: float = 0.0
     burst: int = 0
     burst_mode: str = "same-phone"  # same-phone | same-id
+    burst_phones: int = 1  # same-phone bursts spread over this many phones
     burst_at_s: float | None = None  # default: start of the measured period
     gap_s: float = 1.0
     seed: int = 1
@@ -106,9 +107,9 @@ def build_burst(spec: TrafficSpec, app_secret: str) -> list[Delivery]:
     if spec.burst <= 0:
         return []
     at = spec.warmup_s if spec.burst_at_s is None else spec.burst_at_s
-    telefono = f"53{_run_number(spec):04d}999999"
     out = []
     for k in range(spec.burst):
+        telefono = f"53{_run_number(spec):04d}{999999 - k % max(1, spec.burst_phones):06d}"
         wamid = f"wamid.LT{spec.run_id}.burst.{0 if spec.burst_mode == 'same-id' else k}"
         body, signature = _signed(app_secret, meta.text_message(telefono, f"hola {k}", wamid=wamid))
         out.append(Delivery(wamid, telefono, body, signature, at, burst=True,

@@ -1,0 +1,323 @@
+"""Fault injection under load: each scenario runs real `botctl serve` processes, loads them with
+the load generator, injects its faults meanwhile, then verifies the database.
+
+    python -m tests.reliability            # all scenarios, prints the table (make reliability)
+
+A scenario passes with 0 lost and 0 duplicated. A 5xx is fine only when the
+delivery was redelivered and processed (the generator redelivers 5xx and
+broken connections like Meta does; "lost" counts what never got through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from bot_core.demo import seed_demo_equipment
+from bot_core.storage import open_database
+from migrations.runner import MigrationRunner
+from ops.loadtest.runner import LoadGenerator, LoadtestOptions
+from ops.loadtest.traffic import TrafficSpec
+from ops.loadtest.verify import verify_run
+from tests.conftest import ROOT
+from tests.e2e.servers import APP_SECRET, BotServer, PrivatePostgres
+
+COLUMNS = ("scenario", "requests", "faults", "5xx", "lost", "duplicated", "reports dup", "replies lost",
+           "replies dup")
+
+
+@dataclass
+class Row:
+    scenario: str
+    requests: int = 0
+    faults: int = 0
+    http_5xx: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    reports_dup: int = 0
+    replies_lost: int = 0
+    replies_dup: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.reports_dup or self.replies_lost or self.replies_dup)
+
+    def cells(self) -> list[str]:
+        return [self.scenario, str(self.requests), str(self.faults), str(self.http_5xx), str(self.lost),
+                str(self.duplicated), str(self.reports_dup), str(self.replies_lost), str(self.replies_dup)]
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+class Suite:
+    """Shared resources: a private PostgreSQL cluster (stoppable) and a scratch folder."""
+
+    def __init__(self, rate: float = 40.0, duration: float = 8.0):
+        self.rate, self.duration = rate, duration
+        self.tmp = Path(tempfile.mkdtemp(prefix="botctl-reliability-"))
+        self.pg: PrivatePostgres | None = None
+
+    def postgres(self) -> PrivatePostgres:
+        if self.pg is None:
+            self.pg = PrivatePostgres().init()
+            self.pg.start()
+        return self.pg
+
+    def pg_database(self) -> str:
+        import pyodbc
+
+        pg = self.postgres()
+        name = f"rel_{uuid.uuid4().hex[:8]}"
+        admin = pyodbc.connect(f"DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT={pg.port};DATABASE=postgres;"
+                               "UID=postgres;", autocommit=True)
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+        admin.close()
+        return f"postgresql://postgres@127.0.0.1:{pg.port}/{name}"
+
+    def sqlite_database(self) -> str:
+        return f"sqlite:///{self.tmp / f'rel_{uuid.uuid4().hex[:8]}.db'}"
+
+    def close(self) -> None:
+        if self.pg is not None:
+            self.pg.destroy()
+
+    # --- one load run with faults ------------------------------------------------
+
+    def prepare(self, db_url: str) -> None:
+        db = open_database(db_url)
+        MigrationRunner(db).up()
+        seed_demo_equipment(db)
+
+    def server(self, db_url: str, workers: int = 2, **env: str) -> BotServer:
+        base = {"BOTCTL_LEASE_SECONDS": "3", "BOTCTL_SWEEP_INTERVAL_SECONDS": "0.5"}
+        base.update(env)
+        workdir = self.tmp / uuid.uuid4().hex[:6]
+        workdir.mkdir()
+        return BotServer(db_url, workdir, workers=workers, env=base).start()
+
+    def load(self, url: str, fault: Callable[[], Awaitable[int]] | None = None,
+             **spec_overrides: Any) -> tuple[dict, list, str, int]:
+        spec = TrafficSpec(rate=spec_overrides.pop("rate", self.rate),
+                           duration_s=spec_overrides.pop("duration_s", self.duration), gap_s=1.0,
+                           seed=random.randrange(1 << 30), **spec_overrides)
+        options = LoadtestOptions(url + "/webhook", APP_SECRET, spec, timeout_s=5.0, max_redeliveries=10,
+                                  redelivery_base_s=0.5)
+
+        async def main():
+            generator = LoadGenerator(options)
+            fault_task = asyncio.create_task(fault()) if fault else None
+            summary = await generator.run()
+            faults = await fault_task if fault_task else 0
+            return summary, generator.plan, faults
+
+        summary, plan, faults = asyncio.run(main())
+        return summary, plan, spec.run_id, faults
+
+    def row(self, name: str, db_url: str, summary: dict, plan: list, run_id: str, faults: int) -> Row:
+        result = verify_run(open_database(db_url), plan, run_id, drain_timeout_s=30)
+        never_acked = sum(1 for d in plan if d.attempts and not d.acked)
+        row = Row(name, summary["requests"], faults, summary["http_5xx"],
+                  lost=result["lost"] + result["unprocessed"] + never_acked,
+                  duplicated=result["duplicates"], reports_dup=result["duplicate_reports"],
+                  replies_lost=result["replies_lost"], replies_dup=result["duplicate_replies"],
+                  notes=result["violations"])
+        return row
+
+
+async def _every(seconds: float, until: float, action: Callable[[], Any]) -> int:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + until
+    count = 0
+    while loop.time() + seconds < end:
+        await asyncio.sleep(seconds)
+        if await loop.run_in_executor(None, action):
+            count += 1
+    return count
+
+
+# --- scenarios ----------------------------------------------------------------------
+
+
+def worker_sigkill(suite: Suite) -> Row:
+    db = suite.pg_database()
+    suite.prepare(db)
+    server = suite.server(db, workers=2)
+    try:
+        def kill_one() -> bool:
+            pids = [p for p in server.worker_pids() if _is_uvicorn_worker(p)]
+            if not pids:
+                return False
+            os.kill(random.choice(pids), signal.SIGKILL)
+            return True
+
+        summary, plan, run_id, faults = suite.load(server.url, lambda: _every(2.0, suite.duration, kill_one))
+        return suite.row("1 worker SIGKILLed every 2 s (PostgreSQL, 2 workers)", db, summary, plan, run_id, faults)
+    finally:
+        server.stop()
+
+
+def _is_uvicorn_worker(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline
+
+
+def postgres_restart(suite: Suite) -> Row:
+    db = suite.pg_database()
+    suite.prepare(db)
+    pg = suite.postgres()
+    server = suite.server(db, workers=2)
+    try:
+        async def restart() -> int:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(suite.duration / 3)
+            await loop.run_in_executor(None, pg.stop)
+            await asyncio.sleep(2.0)
+            await loop.run_in_executor(None, pg.start)
+            return 1
+
+        summary, plan, run_id, faults = suite.load(server.url, restart)
+        return suite.row("2 PostgreSQL stopped 2 s and restarted", db, summary, plan, run_id, faults)
+    finally:
+        server.stop()
+
+
+def duplicate_storm(suite: Suite) -> Row:
+    db = suite.pg_database()
+    suite.prepare(db)
+    server = suite.server(db, workers=2)
+    try:
+        summary, plan, run_id, _ = suite.load(server.url, dup_ratio=0.3)
+        dups = sum(1 for d in plan if d.duplicate)
+        return suite.row("5 duplicate storm: 30 % redelivered, half concurrently", db, summary, plan, run_id, dups)
+    finally:
+        server.stop()
+
+
+def same_phone_storm(suite: Suite) -> Row:
+    db = suite.pg_database()
+    suite.prepare(db)
+    server = suite.server(db, workers=2)
+    try:
+        summary, plan, run_id, _ = suite.load(server.url, rate=10, duration_s=3.0, burst=200, burst_phones=5)
+        row = suite.row("6 same-phone storm: 200 concurrent messages, 5 phones", db, summary, plan, run_id, 200)
+        _check_versions(db, run_id, row)
+        return row
+    finally:
+        server.stop()
+
+
+def _check_versions(db_url: str, run_id: str, row: Row) -> None:
+    """No lost update: each burst phone's session version = its history rows = its messages."""
+    db = open_database(db_url)
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT s.Telefono, s.Version, COUNT(h.HistorialId) FROM SesionesChat s "
+                    "JOIN HistorialSesiones h ON h.Telefono = s.Telefono WHERE s.Telefono LIKE '53%' "
+                    "GROUP BY s.Telefono, s.Version")
+        for telefono, version, history in cur.fetchall():
+            if int(version) != int(history):
+                row.duplicated += abs(int(version) - int(history))
+                row.notes.append(f"phone …{telefono[-4:]}: version {version} != {history} history rows")
+        conn.rollback()
+
+
+def sqlite_two_processes(suite: Suite) -> Row:
+    db = suite.sqlite_database()
+    suite.prepare(db)
+    first = suite.server(db, workers=1)
+    second = suite.server(db, workers=1)
+    try:
+        async def both():
+            results = []
+            for server in (first, second):
+                spec = TrafficSpec(rate=suite.rate / 2, duration_s=suite.duration, gap_s=1.0,
+                                   seed=random.randrange(1 << 30))
+                results.append((LoadGenerator(LoadtestOptions(server.url + "/webhook", APP_SECRET, spec,
+                                                              timeout_s=5.0, max_redeliveries=10,
+                                                              redelivery_base_s=0.5)), spec))
+            summaries = await asyncio.gather(*(g.run() for g, _ in results))
+            return [(s, g.plan, spec.run_id) for s, (g, spec) in zip(summaries, results)]
+
+        rows = [suite.row("7", db, *r, 0) for r in asyncio.run(both())]
+        merged = Row("7 SQLite: two serve processes on one file", faults=0)
+        for r in rows:
+            for f in ("requests", "http_5xx", "lost", "duplicated", "reports_dup", "replies_lost", "replies_dup"):
+                setattr(merged, f, getattr(merged, f) + getattr(r, f))
+            merged.notes += r.notes
+        for log in (first.log, second.log):
+            if "database is locked" in log.read_text(errors="replace"):
+                merged.notes.append(f"'database is locked' escaped in {log.name}")
+        return merged
+    finally:
+        first.stop()
+        second.stop()
+
+
+def migrate_concurrently_and_killed(suite: Suite) -> Row:
+    db = suite.pg_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}
+    cmd = [sys.executable, "-m", "cli.app", "migrate", "up", "--db", db, "-q"]
+    # The first runner dies (SIGKILL) at the 2nd statement of 003; the second is started
+    # once the first is inside 003, so it waits on the lock while the first is halfway.
+    killed = subprocess.Popen(cmd[:-1], cwd=ROOT, env={**env, "BOTCTL_FAULT_KILL_MIGRATION_AT": "3:2"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    other = None
+    for line in killed.stderr:
+        if "applying 003" in line and other is None:
+            other = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed.wait(60)
+    other_rc = other.wait(60) if other is not None else -1
+    later = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    validate = subprocess.run([sys.executable, "-m", "cli.app", "migrate", "validate", "--db", db, "-q"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    states = [s.state for s in MigrationRunner(open_database(db)).status()]
+    row = Row("8 migrate up twice at once, one killed halfway", requests=3,
+              faults=1 if killed.returncode == -signal.SIGKILL else 0)
+    if other_rc != 0 or later.returncode != 0 or validate.returncode != 0 or states != ["applied"] * 4:
+        row.lost = 1
+        row.notes.append(f"rc other={other_rc} later={later.returncode} validate={validate.returncode} "
+                         f"states={states}")
+    return row
+
+
+SCENARIOS: dict[str, Callable[[Suite], Row]] = {
+    "worker_sigkill": worker_sigkill,
+    "postgres_restart": postgres_restart,
+    "duplicate_storm": duplicate_storm,
+    "same_phone_storm": same_phone_storm,
+    "sqlite_two_processes": sqlite_two_processes,
+    "migrate_killed": migrate_concurrently_and_killed,
+}
+
+
+def run_all(names: list[str] | None = None) -> list[Row]:
+    suite = Suite()
+    rows = []
+    try:
+        for name, scenario in SCENARIOS.items():
+            if names and name not in names:
+                continue
+            started = time.monotonic()
+            rows.append(scenario(suite))
+            rows[-1].notes.append(f"{time.monotonic() - started:.0f}s")
+    finally:
+        suite.close()
+    return sorted(rows, key=lambda r: r.scenario)
