@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 
 import httpx
 
@@ -92,7 +93,9 @@ def measure_saturation(url: str, n: int) -> dict:
     return result
 
 
-def pipeline(db_url: str, workdir: str, n: int) -> tuple[dict, str]:
+@contextmanager
+def serving(db_url: str, workdir: str):
+    """`botctl serve` on a migrated database; yields the webhook URL."""
     MigrationRunner(open_database(db_url)).up()
     port = free_port()
     proc = start([sys.executable, "-m", "cli.app", "serve", "--port", str(port), "--db", db_url, "-q"],
@@ -100,24 +103,21 @@ def pipeline(db_url: str, workdir: str, n: int) -> tuple[dict, str]:
     url = f"http://127.0.0.1:{port}/webhook"
     try:
         wait_up(url, proc)
-        return measure_saturation(url, n), url
+        yield url
     finally:
         stop(proc)
+
+
+def pipeline(db_url: str, workdir: str, n: int) -> dict:
+    with serving(db_url, workdir) as url:
+        return measure_saturation(url, n)
 
 
 def open_model(db_url: str, workdir: str, rate: float, duration: float) -> dict:
-    MigrationRunner(open_database(db_url)).up()
-    port = free_port()
-    proc = start([sys.executable, "-m", "cli.app", "serve", "--port", str(port), "--db", db_url, "-q"],
-                 env_for(db_url, workdir), workdir)
-    url = f"http://127.0.0.1:{port}/webhook"
-    try:
-        wait_up(url, proc)
+    with serving(db_url, workdir) as url:
         options = LoadtestOptions(url, SECRET, TrafficSpec(rate=rate, duration_s=duration, warmup_s=2.0),
                                   thresholds=[parse_threshold("p(99)<100"), parse_threshold("errors==0")])
         return asyncio.run(LoadGenerator(options).run())
-    finally:
-        stop(proc)
 
 
 def row(name: str, r: dict, base: float) -> str:
@@ -142,7 +142,7 @@ def main() -> None:
         finally:
             stop(bare)
         results = {"bare endpoint": base}
-        results["pipeline sqlite"], _ = pipeline(f"sqlite:///{tmp}/bench.db", tmp, n)
+        results["pipeline sqlite"] = pipeline(f"sqlite:///{tmp}/bench.db", tmp, n)
         if not args.skip_postgres:
             import pyodbc
 
@@ -151,7 +151,7 @@ def main() -> None:
                                    "UID=postgres;", autocommit=True)
             admin.cursor().execute(f"CREATE DATABASE {name}")
             try:
-                results["pipeline postgresql"], _ = pipeline(f"postgresql://postgres@127.0.0.1:5432/{name}", tmp, n)
+                results["pipeline postgresql"] = pipeline(f"postgresql://postgres@127.0.0.1:5432/{name}", tmp, n)
             finally:
                 admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         print(f"\n{n:,} unique messages per target, closed model, 64 connections")

@@ -12,7 +12,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from bot_core import __version__
 from bot_core.errors import BotctlError, ConfigError
@@ -245,20 +246,26 @@ class MigrationRunner:
     def down(self, to: int) -> list[Applied]:
         return self._run("down", to)
 
-    def _run(self, direction: str, to: int | None) -> list[Applied]:
-        done: list[Applied] = []
+    @contextmanager
+    def _locked(self) -> Iterator[Any]:
+        """A connection holding the migration lock, with the history table in place."""
         with self.db.connection() as conn:
             lock = MigrationLock(self.db.dialect, self.lock_timeout_s)
             lock.acquire(conn)
             try:
                 self._ensure_history(conn)
-                while True:
-                    applied = self._step(conn, direction, to)
-                    if applied is None:
-                        break
-                    done.append(applied)
+                yield conn
             finally:
                 lock.release(conn)
+
+    def _run(self, direction: str, to: int | None) -> list[Applied]:
+        done: list[Applied] = []
+        with self._locked() as conn:
+            while True:
+                applied = self._step(conn, direction, to)
+                if applied is None:
+                    break
+                done.append(applied)
         return done
 
     def _ensure_history(self, conn: Any) -> None:
@@ -360,43 +367,31 @@ class MigrationRunner:
     def baseline(self) -> Applied:
         """Adopt an existing pre-phase-1 database: run the guarded 000 script, record it as baseline."""
         base = self.by_version.get(0) or self.migrations[0]
-        with self.db.connection() as conn:
-            lock = MigrationLock(self.db.dialect, self.lock_timeout_s)
-            lock.acquire(conn)
-            try:
-                self._ensure_history(conn)
-                with self.db.transaction(conn) as cur:
-                    state = HistoryState.replay(self.history(conn))
-                    if state.applied:
-                        raise MigrationBlocked(
-                            f"the database already has migration history (at version {state.current:03d}); "
-                            "nothing to baseline")
-                    return self._apply_in(cur, base.up, "baseline")
-            finally:
-                lock.release(conn)
+        with self._locked() as conn:
+            with self.db.transaction(conn) as cur:
+                state = HistoryState.replay(self.history(conn))
+                if state.applied:
+                    raise MigrationBlocked(
+                        f"the database already has migration history (at version {state.current:03d}); "
+                        "nothing to baseline")
+                return self._apply_in(cur, base.up, "baseline")
 
     def repair(self) -> list[str]:
         """Clear failed rows and realign changed checksums, by appending repair rows."""
         actions: list[str] = []
-        with self.db.connection() as conn:
-            lock = MigrationLock(self.db.dialect, self.lock_timeout_s)
-            lock.acquire(conn)
-            try:
-                self._ensure_history(conn)
-                state = HistoryState.replay(self.history(conn))
-                conn.rollback()
-                with self.db.transaction(conn) as cur:
-                    for version, row in sorted(state.failed.items()):
-                        script = self._script_for(version, row)
-                        self._record(cur, script, "repair", True, _utcnow(), 0, checksum=None)
-                        actions.append(f"cleared failed {row.direction} of {row.script}")
-                    for version, row in sorted(state.applied.items()):
-                        m = self.by_version.get(version)
-                        if m and row.checksum and row.checksum != m.up.checksum:
-                            self._record(cur, m.up, "repair", True, _utcnow(), 0, checksum=m.up.checksum)
-                            actions.append(f"realigned checksum of {m.up.name}")
-            finally:
-                lock.release(conn)
+        with self._locked() as conn:
+            state = HistoryState.replay(self.history(conn))
+            conn.rollback()
+            with self.db.transaction(conn) as cur:
+                for version, row in sorted(state.failed.items()):
+                    script = self._script_for(version, row)
+                    self._record(cur, script, "repair", True, _utcnow(), 0, checksum=None)
+                    actions.append(f"cleared failed {row.direction} of {row.script}")
+                for version, row in sorted(state.applied.items()):
+                    m = self.by_version.get(version)
+                    if m and row.checksum and row.checksum != m.up.checksum:
+                        self._record(cur, m.up, "repair", True, _utcnow(), 0, checksum=m.up.checksum)
+                        actions.append(f"realigned checksum of {m.up.name}")
         return actions
 
     def _script_for(self, version: int, row: HistoryRow) -> Script:

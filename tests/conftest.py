@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -97,3 +98,29 @@ def copy_migrations(tmp_path):
         shutil.copytree(ROOT / "migrations" / dialect, target)
         return target
     return _copy
+
+
+class EventCapture(logging.Handler):
+    """Collects the log records a Telemetry emits, to assert on events."""
+
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def events(self, name: str) -> list[logging.LogRecord]:
+        return [r for r in self.records if getattr(r, "custom_dimensions", {}).get("event_name") == name]
+
+
+def captured_telemetry(key: bytes = b"k"):
+    """A Telemetry on a private logger, and the capture that sees its records."""
+    from bot_core.telemetry import Telemetry
+
+    capture = EventCapture()
+    logger = logging.getLogger(f"tests.telemetry.{id(capture)}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(capture)
+    return Telemetry(key, logger), capture

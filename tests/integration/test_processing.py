@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,37 +11,21 @@ from bot_core import inbox, processing, sessions
 from bot_core.dbexec import DbExecutor
 from bot_core.demo import seed_demo_equipment
 from bot_core.processing import Processor, RetryPolicy
-from bot_core.telemetry import Telemetry
 from bot_core.webhook.payload import InboundMessage
 from migrations.runner import MigrationRunner
+from tests.conftest import captured_telemetry
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 TEL = "5215550003333"
-
-
-class Capture(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-    def events(self, name):
-        return [r for r in self.records if getattr(r, "custom_dimensions", {}).get("event_name") == name]
 
 
 @pytest.fixture
 def setup(db):
     MigrationRunner(db).up()
     seed_demo_equipment(db)
-    capture = Capture()
-    logger = logging.getLogger(f"test.processing.{id(capture)}")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    logger.addHandler(capture)
+    telemetry, capture = captured_telemetry()
     dbx = DbExecutor(db, threads=2)
-    yield db, dbx, Telemetry(b"k", logger), capture
+    yield db, dbx, telemetry, capture
     dbx.close()
 
 

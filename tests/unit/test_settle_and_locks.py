@@ -9,25 +9,11 @@ import pytest
 
 from bot_core.keyed_lock import KeyedLock
 from bot_core.settle import Operation, settle
-from bot_core.telemetry import Telemetry
-
-
-class Capture(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
+from tests.conftest import captured_telemetry
 
 
 def telemetry():
-    capture = Capture()
-    logger = logging.getLogger(f"test.settle.{id(capture)}")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(capture)
-    return Telemetry(b"k", logger), capture
+    return captured_telemetry()
 
 
 async def ok(value, delay=0.0):
