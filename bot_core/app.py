@@ -98,7 +98,15 @@ class Bot:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for resource in (self.processor.intent, self.dispatcher.sender):
+            close = getattr(resource, "aclose", None)
+            if close is not None:
+                await close()  # AI and Graph API clients: their pooled connections
         self.dbx.close()
+        # uvicorn re-raises SIGTERM after a graceful shutdown, so atexit (and logging's
+        # own flush) never runs: flush the telemetry sinks here.
+        for handler in self.telemetry.logger.handlers:
+            handler.flush()
 
     # --- ingest ----------------------------------------------------------------
 

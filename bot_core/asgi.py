@@ -47,8 +47,11 @@ def settings_from_config(config: Config, app_secret: str, verify_token: str) -> 
 def create_app_from_config(config: Config, host: str | None = None,
                            pending_migrations: Callable[[], list[str]] | None = None,
                            **overrides: Any) -> Starlette:
+    from bot_core.ai_providers import build_intent_service
+
     secret, token = resolve_secrets(config, host)
     telemetry = build_telemetry(config, secret)
     db = database_from_config(config)
+    overrides.setdefault("intent", build_intent_service(config, telemetry))
     return create_app(db, settings_from_config(config, secret, token), telemetry,
                       pending_migrations=pending_migrations, **overrides)
