@@ -32,6 +32,20 @@ def build_telemetry(config: Config, app_secret: str, sink_path: str | None = Non
     return Telemetry(hash_key, logger)
 
 
+def build_sender(config: Config, telemetry: Telemetry):
+    """The Graph API sender when a token and phone number id are configured, else the local one."""
+    from bot_core.graph_sender import GraphApiSender
+    from bot_core.outbox import LocalSender
+
+    token, number = config.get("whatsapp_token"), config.get("whatsapp.phone_number_id")
+    if not token and not number:
+        return LocalSender()
+    if not (token and number):
+        raise ConfigError("the Graph API sender needs both BOTCTL_WHATSAPP_TOKEN and whatsapp.phone_number_id")
+    return GraphApiSender(config.get("whatsapp.base_url"), config.get("whatsapp.api_version"), number, token,
+                          telemetry)
+
+
 def settings_from_config(config: Config, app_secret: str, verify_token: str) -> BotSettings:
     mode = config.get("mode")
     if mode not in ("inline", "queued"):
@@ -53,5 +67,6 @@ def create_app_from_config(config: Config, host: str | None = None,
     telemetry = build_telemetry(config, secret)
     db = database_from_config(config)
     overrides.setdefault("intent", build_intent_service(config, telemetry))
+    overrides.setdefault("sender", build_sender(config, telemetry))
     return create_app(db, settings_from_config(config, secret, token), telemetry,
                       pending_migrations=pending_migrations, **overrides)

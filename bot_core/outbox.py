@@ -157,9 +157,27 @@ class Dispatcher:
         batch = await self.dbx.transaction(claim_batch, self.dbx.db.dialect, now, now + self.lease, self.batch)
         if not batch:
             return 0
-        results = await asyncio.gather(*(self._send(m) for m in batch))
-        await self.dbx.transaction(record_results, self.dbx.db.dialect, list(zip(batch, results)), self.clock())
+        by_recipient: dict[str, list[OutboundMessage]] = {}
+        for message in batch:  # claimed in SalienteId order, which is the order they were written
+            by_recipient.setdefault(message.telefono, []).append(message)
+        groups = await asyncio.gather(*(self._send_in_order(group) for group in by_recipient.values()))
+        results = [pair for group in groups for pair in group]
+        await self.dbx.transaction(record_results, self.dbx.db.dialect, results, self.clock())
         return len(batch)
+
+    async def _send_in_order(self, messages: list[OutboundMessage]) -> list[tuple[OutboundMessage, SendResult]]:
+        """One recipient's replies one after another; if one must wait, the later ones wait too."""
+        out: list[tuple[OutboundMessage, SendResult]] = []
+        held: SendResult | None = None
+        for message in messages:
+            if held is not None:
+                out.append((message, SendResult(PENDING, retry_after_s=held.retry_after_s, error_code="held")))
+                continue
+            result = await self._send(message)
+            out.append((message, result))
+            if result.state == PENDING:
+                held = result
+        return out
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         try:

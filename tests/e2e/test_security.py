@@ -16,6 +16,7 @@ from migrations.runner import MigrationRunner
 from tests.conftest import botctl
 from tests.e2e.dbcheck import scalar, wait_all_processed
 from tests.e2e.servers import APP_SECRET, VERIFY_TOKEN, BotServer
+from tests.support.fake_http import FakeGraph
 
 pytestmark = [pytest.mark.e2e]
 TEL = "5215550006789"
@@ -29,9 +30,11 @@ def server(tmp_path_factory):
     url = f"sqlite:///{workdir / 'sec.db'}"
     MigrationRunner(open_database(url)).up()
     seed_demo_equipment(open_database(url))
-    with BotServer(url, workdir, env={"BOTCTL_WHATSAPP_TOKEN": "EAAG-secret-token-xyz",
-                                      "BOTCTL_HASH_KEY": "hash-key-secret"}) as srv:
+    with FakeGraph() as graph, BotServer(url, workdir, env={
+            "BOTCTL_WHATSAPP_TOKEN": "EAAG-secret-token-xyz", "BOTCTL_WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+            "BOTCTL_WHATSAPP_BASE_URL": graph.url, "BOTCTL_HASH_KEY": "hash-key-secret"}) as srv:
         srv.db_url = url
+        srv.graph = graph
         yield srv
 
 
@@ -138,5 +141,6 @@ def test_no_secret_or_raw_phone_in_anything_printed_or_logged(server, tmp_path):
         cur.execute("SELECT DISTINCT Telefono FROM MensajesProcesados")
         phones = [row[0] for row in cur.fetchall()]
     assert len(phones) > 5
+    assert server.graph.sent > 5  # replies really went out through the Graph API sender
     leaked = [p for p in phones if p in everything]
     assert leaked == [], f"{len(leaked)} raw phone numbers appear in output or logs"

@@ -131,3 +131,31 @@ class FakeAI(FakeHttpServer):
         if ":generateContent" in path:
             return 200, {"candidates": [{"content": {"parts": [{"text": content}], "role": "model"}}]}, delay
         return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}, delay
+
+
+class FakeGraph(FakeHttpServer):
+    """The Graph API's /{version}/{phone_number_id}/messages. ``script`` is a list of answers
+    consumed in order (then ``default``): "ok", an int Meta error code, ("http", status),
+    "close" or "hang". Successful sends get wamids wamid.OUT1, wamid.OUT2, …"""
+
+    ERROR_STATUS = {130429: 400, 131056: 400, 190: 401, 131000: 500, 131016: 503, 133004: 503}
+
+    def __init__(self, script: list | None = None, default: Any = "ok"):
+        self.script = list(script or [])
+        self.default = default
+        self.sent = 0
+        super().__init__(self._respond)
+
+    def _respond(self, method: str, path: str, headers: dict, body: Any):
+        answer = self.script.pop(0) if self.script else self.default
+        if answer in ("close", "hang"):
+            return answer
+        if isinstance(answer, tuple):
+            return answer[1], {"error": {"message": "upstream", "code": None}}
+        if answer == "ok":
+            self.sent += 1
+            return 200, {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                         "messages": [{"id": f"wamid.OUT{self.sent}"}]}
+        status = self.ERROR_STATUS.get(answer, 400)
+        return status, {"error": {"message": f"error {answer}", "type": "OAuthException", "code": answer,
+                                  "error_data": {"details": "fake"}, "fbtrace_id": "X"}}
