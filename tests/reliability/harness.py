@@ -298,9 +298,103 @@ def migrate_concurrently_and_killed(suite: Suite) -> Row:
     return row
 
 
+def _telemetry_events(server: BotServer) -> list[dict]:
+    import json
+
+    return [json.loads(line)["customDimensions"] for line in server.telemetry.read_text().splitlines() if line]
+
+
+def ai_provider_hangs(suite: Suite) -> Row:
+    from tests.support.fake_http import FakeAI
+
+    db = suite.pg_database()
+    suite.prepare(db)
+    with FakeAI("ok", answer={"intent": "REPORTE_REFRIGERADOR", "confidence": 0.9, "codigo_sap": "4001234",
+                              "problema": "no enfría"}) as fake:
+        server = suite.server(db, workers=2, BOTCTL_AI_PROVIDER="openai", BOTCTL_AI_BASE_URL=fake.url + "/v1",
+                              BOTCTL_AI_MODEL="m", BOTCTL_AI_API_KEY="sk-reliability",
+                              BOTCTL_AI_DEADLINE_DETECT_MS="300", BOTCTL_AI_DEADLINE_EXTRACT_MS="300",
+                              BOTCTL_AI_BREAKER_FAILURES="4", BOTCTL_AI_BREAKER_RESET_SECONDS="1",
+                              BOTCTL_AI_BREAKER_HALF_OPEN_SUCCESSES="1")
+        try:
+            async def hang_for_a_stretch() -> int:
+                await asyncio.sleep(1.0)
+                fake.mode = "hang"
+                await asyncio.sleep(suite.duration / 2)
+                fake.mode = "ok"
+                return 1
+
+            summary, plan, run_id, faults = suite.load(server.url, hang_for_a_stretch)
+            row = suite.row("3 AI provider hangs for a stretch, then recovers", db, summary, plan, run_id, faults)
+        finally:
+            server.stop()
+    transitions = [(e["from_state"], e["to_state"]) for e in _telemetry_events(server)
+                   if e["event_name"] == "breaker.transition"]
+    if ("CLOSED", "OPEN") not in transitions or ("HALF_OPEN", "CLOSED") not in transitions:
+        row.lost += 1
+        row.notes.append(f"the breaker did not open and close: {transitions}")
+    else:
+        row.notes.append(f"breaker: {len(transitions)} transitions, opened and closed")
+    return row
+
+
+def graph_api_errors(suite: Suite) -> Row:
+    import itertools
+
+    from tests.support.fake_http import FakeGraph
+
+    db = suite.pg_database()
+    suite.prepare(db)
+    errors = itertools.cycle([131000, ("http", 503), 130429, 131056, 133004])
+    with FakeGraph() as graph:
+        server = suite.server(db, workers=2, BOTCTL_WHATSAPP_TOKEN="EAAG-reliability",
+                              BOTCTL_WHATSAPP_PHONE_NUMBER_ID="1234567890", BOTCTL_WHATSAPP_BASE_URL=graph.url)
+        try:
+            async def errors_for_a_stretch() -> int:
+                await asyncio.sleep(1.0)
+                graph.default = lambda: next(errors)
+                await asyncio.sleep(suite.duration / 2)
+                graph.default = "ok"
+                return 1
+
+            summary, plan, run_id, faults = suite.load(server.url, errors_for_a_stretch)
+            row = suite.row("4 Graph API 5xx / 130429 / 131056 for a stretch", db, summary, plan, run_id, faults)
+            unsent = _wait_outbox_sent(db, run_id, timeout_s=60)
+        finally:
+            server.stop()
+        rows = _outbox_count(db, run_id)
+        failed_sends = len(graph.requests) - graph.sent
+    row.replies_lost += unsent
+    row.replies_dup += max(0, graph.sent - rows)  # a reply sent successfully twice
+    row.notes.append(f"{failed_sends} Graph API errors answered, {graph.sent} sends for {rows} replies")
+    return row
+
+
+def _outbox_count(db_url: str, run_id: str, where: str = "") -> int:
+    db = open_database(db_url)
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute(f"SELECT COUNT(*) FROM MensajesSalientes WHERE MensajeOrigenId LIKE ? {where}",
+                    (f"wamid.LT{run_id}.%",))
+        value = int(cur.fetchone()[0])
+        conn.rollback()
+        return value
+
+
+def _wait_outbox_sent(db_url: str, run_id: str, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        unsent = _outbox_count(db_url, run_id, "AND Estado <> 'ENVIADO'")
+        if unsent == 0 or time.monotonic() > deadline:
+            return unsent
+        time.sleep(0.5)
+
+
 SCENARIOS: dict[str, Callable[[Suite], Row]] = {
     "worker_sigkill": worker_sigkill,
     "postgres_restart": postgres_restart,
+    "ai_provider_hangs": ai_provider_hangs,
+    "graph_api_errors": graph_api_errors,
     "duplicate_storm": duplicate_storm,
     "same_phone_storm": same_phone_storm,
     "sqlite_two_processes": sqlite_two_processes,

@@ -148,6 +148,8 @@ class FakeGraph(FakeHttpServer):
 
     def _respond(self, method: str, path: str, headers: dict, body: Any):
         answer = self.script.pop(0) if self.script else self.default
+        if callable(answer):
+            answer = answer()
         if answer in ("close", "hang"):
             return answer
         if isinstance(answer, tuple):
