@@ -35,8 +35,10 @@ test: install-test
 		--cov-report=xml:reports/coverage.xml --cov-report=term:skip-covered
 	BOTCTL=$(BIN)/botctl .ci/release-gate
 
+BENCHES = cli_startup migrate_scale webhook ai_degraded metrics_local
+
 bench: install-test
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) reports build *.egg-info
