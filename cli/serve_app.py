@@ -24,5 +24,9 @@ def pending_migrations_probe(config: Config) -> Callable[[], list[str]]:
 
 
 def create_app_from_env() -> Starlette:
+    from bot_core.appinsights import configure_app_insights, instrument_asgi
+
     config = load_config()
-    return create_app_from_config(config, os.environ.get("BOTCTL_SERVE_HOST"), pending_migrations_probe(config))
+    app = create_app_from_config(config, os.environ.get("BOTCTL_SERVE_HOST"), pending_migrations_probe(config))
+    # With APPLICATIONINSIGHTS_CONNECTION_STRING set, events go to `traces`, calls to `requests`.
+    return instrument_asgi(app) if configure_app_insights() else app
