@@ -58,7 +58,16 @@ class HttpPool:
 
     async def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
+            conn = None
+            while self._idle:
+                candidate = self._idle.pop()
+                if candidate.reader.at_eof():  # the server closed it while idle (keep-alive timeout)
+                    candidate.close()
+                    continue
+                conn = candidate
+                break
+            if conn is None:
+                conn = await self._connect()
             try:
                 response, keep = await asyncio.wait_for(self._exchange(conn, path, body, headers), timeout)
             except asyncio.TimeoutError:

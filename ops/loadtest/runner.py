@@ -182,11 +182,13 @@ class LoadGenerator:
         spec = self.o.spec
         measured = [d for d in self.plan if d.due >= spec.warmup_s]
         errors = sum(1 for d in measured if d.attempts and not d.acked)
-        http_5xx = sum(n for s, n in self.stats.counts.items() if 500 <= s < 600)
+        http_5xx = sum(n for s, n in self.stats.counts.items() if 500 <= s < TIMEOUT_STATUS)
+        transport = sum(n for s, n in self.stats.counts.items() if s in (TIMEOUT_STATUS, TRANSPORT_STATUS))
         latency = _percentiles(self.stats.all)
-        metrics = {"errors": errors, "http_5xx": http_5xx, "dropped": self.stats.dropped, "late": self.stats.late,
+        metrics = {"errors": errors, "http_5xx": http_5xx, "transport_errors": transport,
+                   "dropped": self.stats.dropped, "late": self.stats.late,
                    "rate": round(self.stats.requests / max(send_elapsed - spec.warmup_s, 1e-9), 2),
-                   "avg": latency["avg"], "max": latency["max"], "min": None}
+                   "avg": latency["avg"], "max": latency["max"]}
         percentile = lambda p: (round(self.stats.all.get_value_at_percentile(p) / 1000, 3)  # noqa: E731
                                 if self.stats.all.get_total_count() else None)
         thresholds = [t.evaluate(metrics, percentile) for t in self.o.thresholds]
@@ -207,7 +209,8 @@ class LoadGenerator:
             "rate_achieved": metrics["rate"], "requests": self.stats.requests,
             "deliveries": len(measured), "redeliveries": self.stats.redeliveries,
             "counts_by_status": {str(k): v for k, v in sorted(self.stats.counts.items())},
-            "errors": errors, "http_5xx": http_5xx, "dropped": self.stats.dropped, "late": self.stats.late,
+            "errors": errors, "http_5xx": http_5xx, "transport_errors": transport,
+            "dropped": self.stats.dropped, "late": self.stats.late,
             "latency_ms": latency,
             "latency_by_class": {cls: _percentiles(h) for cls, h in sorted(self.stats.by_class.items())},
             "thresholds": thresholds, "burst": burst, "verify": None,

@@ -11,9 +11,9 @@ from bot_core.errors import ConfigError
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
         "!=": operator.ne}
-_RE = re.compile(r"^\s*(?P<metric>p\((?P<pct>\d+(?:\.\d+)?)\)|avg|max|min|errors|http_5xx|dropped|late|"
-                 r"rate|duplicates|lost)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>-?\d+(?:\.\d+)?)\s*$")
-METRICS = "p(N), avg, max, min (ms), errors, http_5xx, dropped, late, rate (req/s), duplicates, lost"
+_RE = re.compile(r"^\s*(?P<metric>p\((?P<pct>\d+(?:\.\d+)?)\)|avg|max|errors|http_5xx|dropped|late|"
+                 r"rate|transport_errors)\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>-?\d+(?:\.\d+)?)\s*$")
+METRICS = "p(N), avg, max (ms), errors, http_5xx, transport_errors, dropped, late, rate (req/s)"
 
 
 @dataclass(frozen=True)
