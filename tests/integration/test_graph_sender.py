@@ -136,7 +136,15 @@ def test_dispatcher_stores_wamids_keeps_order_per_recipient_and_statuses_only_mo
     _outbox_rows(db, [("wamid.A", 1, TEL), ("wamid.A", 2, TEL), ("wamid.B", 1, OTHER)])
     telemetry, capture = captured_telemetry()
     # TEL's first reply hits a 5xx: its second must not overtake it; OTHER is unaffected.
-    with FakeGraph([131000, "ok", "ok", "ok", "ok"]) as fake:
+    failed_once = []
+
+    def first_reply_to_tel_fails(body):  # by recipient: the two groups are sent concurrently
+        if body["to"] == TEL and not failed_once:
+            failed_once.append(body)
+            return 131000
+        return "ok"
+
+    with FakeGraph(default=first_reply_to_tel_fails) as fake:
         async def go():
             dbx = DbExecutor(db, threads=2)
             s = sender(fake, telemetry)

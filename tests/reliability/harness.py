@@ -352,7 +352,7 @@ def graph_api_errors(suite: Suite) -> Row:
         try:
             async def errors_for_a_stretch() -> int:
                 await asyncio.sleep(1.0)
-                graph.default = lambda: next(errors)
+                graph.default = lambda body: next(errors)
                 await asyncio.sleep(suite.duration / 2)
                 graph.default = "ok"
                 return 1

@@ -136,7 +136,8 @@ class FakeAI(FakeHttpServer):
 class FakeGraph(FakeHttpServer):
     """The Graph API's /{version}/{phone_number_id}/messages. ``script`` is a list of answers
     consumed in order (then ``default``): "ok", an int Meta error code, ("http", status),
-    "close" or "hang". Successful sends get wamids wamid.OUT1, wamid.OUT2, …"""
+    "close", "hang", or a callable of the request body returning one of those.
+    Successful sends get wamids wamid.OUT1, wamid.OUT2, …"""
 
     ERROR_STATUS = {130429: 400, 131056: 400, 190: 401, 131000: 500, 131016: 503, 133004: 503}
 
@@ -149,7 +150,7 @@ class FakeGraph(FakeHttpServer):
     def _respond(self, method: str, path: str, headers: dict, body: Any):
         answer = self.script.pop(0) if self.script else self.default
         if callable(answer):
-            answer = answer()
+            answer = answer(body)
         if answer in ("close", "hang"):
             return answer
         if isinstance(answer, tuple):
