@@ -95,6 +95,9 @@ class Bot:
             self._work.set()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=self.settings.inline_deadline_s)
+        for task in list(self._inflight):  # still running past the deadline: their rows are
+            task.cancel()                  # leased, and the next sweeper takes them over
+        await asyncio.gather(*self._inflight, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -198,14 +201,17 @@ class Bot:
         """
         loop = asyncio.get_running_loop()
         conn = await loop.run_in_executor(None, self.dbx.db.connect)
+        running: asyncio.Future | None = None
         try:
             while not self.dispatcher._stopping:
                 await asyncio.sleep(1.0)
-                try:
-                    await loop.run_in_executor(None, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)"))
-                except Exception:
-                    pass  # busy: the next round will do it
+                running = loop.run_in_executor(None, _checkpoint, conn)
+                await asyncio.shield(running)
         finally:
+            # Cancelled at shutdown: the checkpoint may still run on its thread, and closing
+            # the connection under it would crash SQLite. Let it finish first.
+            if running is not None and not running.done():
+                await asyncio.wait([running])
             conn.close()
 
     # --- health ----------------------------------------------------------------
@@ -302,6 +308,13 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
                     lifespan=lifespan)
     app.state.bot = bot
     return app
+
+
+def _checkpoint(conn: Any) -> None:
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except Exception:
+        pass  # busy: the next round will do it
 
 
 class _TooLarge(Exception):
