@@ -121,3 +121,14 @@ def test_fifty_messages_in_one_body_are_all_recorded(server):
 def test_healthz(server):
     response = httpx.get(server.url + "/healthz")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_healthz_is_503_with_the_reason_while_a_migration_is_pending(tmp_path):
+    url = f"sqlite:///{tmp_path / 'pending.db'}"
+    MigrationRunner(open_database(url)).up(to=2)
+    with BotServer(url, tmp_path) as srv:
+        response = httpx.get(srv.url + "/healthz")
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable", "reason": "migrations pending: 003"}
+        MigrationRunner(open_database(url)).up()
+        assert httpx.get(srv.url + "/healthz").status_code == 200
