@@ -15,7 +15,7 @@ from typing import Any, Callable
 from starlette.applications import Starlette
 
 from bot_core.app import BotSettings, create_app
-from bot_core.config import Config, load_config
+from bot_core.config import Config
 from bot_core.errors import ConfigError
 from bot_core.secrets import resolve_secrets
 from bot_core.storage import database_from_config

@@ -6,7 +6,6 @@ Results go to stdout; progress and the summary to stderr.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated, Optional
 

@@ -3,7 +3,6 @@ opens and, when the provider recovers, closes again."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 

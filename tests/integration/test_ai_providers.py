@@ -6,7 +6,6 @@ import asyncio
 import os
 import time
 
-import httpx
 import pytest
 
 from bot_core.ai_providers import (DETECT_FALLBACK, EXTRACT_FALLBACK, AIIntentService, GeminiClient,

@@ -11,7 +11,6 @@ from bot_core import inbox
 from bot_core.conversation.model import Session, Transition, Reply
 from bot_core.errors import ConcurrencyError
 from bot_core.sessions import load_session, save_session
-from bot_core.storage import open_database
 from bot_core.webhook.payload import InboundMessage
 from migrations.runner import MigrationRunner
 
