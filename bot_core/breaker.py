@@ -10,6 +10,11 @@ arrives). HALF_OPEN lets at most ``half_open_max_calls`` probes run at once;
 other calls fail fast with CircuitOpenError. ``success_threshold`` successful
 probes close it; a failed probe resets the counters and re-opens it (the
 release note's fix: its breaker kept counting from where it was).
+
+Every transition starts a new period. A call's outcome counts only in the
+period it started in: a slow probe from an earlier HALF_OPEN that answers
+after the breaker re-opened and half-opened again neither closes the circuit
+nor frees the new period's probe slot.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class CircuitBreaker:
         self.successes = 0
         self.in_flight_probes = 0
         self.opened_at = 0.0
+        self.period = 0
         self._listeners: list[Callable[[str, str], None]] = []
 
     @property
@@ -69,16 +75,19 @@ class CircuitBreaker:
         if from_state == to_state:
             return
         self._state = to_state
+        self.period += 1
         if to_state == OPEN:
             self.opened_at = self.clock()
+        if to_state == HALF_OPEN:
+            self.in_flight_probes = 0
         if self.telemetry is not None:
             self.telemetry.emit("breaker.transition", breaker=self.name, from_state=from_state,
                                 to_state=to_state, failures=self.failures)
         for listener in list(self._listeners):
             listener(from_state, to_state)
 
-    def _admit(self) -> bool:
-        """Decide whether a call may run now; True means it is a half-open probe."""
+    def _admit(self) -> tuple[bool, int]:
+        """Decide whether a call may run now: (is it a half-open probe, its period)."""
         if self._state == OPEN:
             if self.clock() - self.opened_at < self.reset_timeout_s:
                 self._reject()
@@ -88,56 +97,62 @@ class CircuitBreaker:
             if self.in_flight_probes >= self.half_open_max_calls:
                 self._reject()
             self.in_flight_probes += 1
-            return True
-        return False
+            return True, self.period
+        return False, self.period
 
     def _reject(self) -> None:
         if self.telemetry is not None:
             self.telemetry.emit("breaker.rejected", breaker=self.name)
         raise CircuitOpenError(self.name)
 
-    def _on_success(self, probe: bool) -> None:
+    def _on_success(self, token: tuple[bool, int]) -> None:
+        probe, period = token
+        if period != self.period:
+            return  # started in an earlier period: its news is stale
         if probe:
             self.in_flight_probes -= 1
-            if self._state != HALF_OPEN:
-                return  # another probe already decided
             self.successes += 1
             if self.successes >= self.success_threshold:
                 self.failures = 0
                 self.successes = 0
                 self._transition(CLOSED)
-        elif self._state == CLOSED:
+        else:
             self.failures = 0
 
-    def _on_failure(self, probe: bool) -> None:
+    def _on_failure(self, token: tuple[bool, int]) -> None:
+        probe, period = token
+        if period != self.period:
+            return
         if probe:
             self.in_flight_probes -= 1
-            if self._state != HALF_OPEN:
-                return
             self.failures += 1
             self.successes = 0  # a failed probe starts the count afresh
             self._transition(OPEN)
             self.failures = 0
-        elif self._state == CLOSED:
+        else:
             self.failures += 1
             if self.failures >= self.failure_threshold:
                 self._transition(OPEN)
                 self.failures = 0
 
+    def _on_abandoned(self, token: tuple[bool, int]) -> None:
+        probe, period = token
+        if probe and period == self.period:
+            self.in_flight_probes -= 1
+
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        probe = self._admit()
+        token = self._admit()
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
             # A deadline inside the call surfaces here as TimeoutError: a failure of the callee.
             if self.is_failure(exc):
-                self._on_failure(probe)
-            elif probe:
-                self._on_success(probe)  # e.g. a 4xx: the service answered, it is not down
+                self._on_failure(token)
+            else:
+                self._on_success(token)  # e.g. a 4xx: the service answered, it is not down
             raise
         except BaseException:  # cancelled from outside (shutdown): neither success nor failure
-            if probe:
-                self.in_flight_probes -= 1
+            self._on_abandoned(token)
             raise
-        self._on_success(probe)
+        self._on_success(token)
         return result

@@ -24,42 +24,57 @@ class Clock:
 
 
 class Model:
-    """The specification, written as plainly as possible."""
+    """The specification, written as plainly as possible. Every state change starts a new
+    period; an outcome counts only in the period its call started in."""
 
     def __init__(self):
         self.state, self.failures, self.successes, self.opened_at, self.probes = CLOSED, 0, 0, 0.0, 0
+        self.period = 0
+
+    def _go(self, state, now):
+        self.state, self.period = state, self.period + 1
+        if state == OPEN:
+            self.opened_at = now
+        if state == HALF_OPEN:
+            self.probes = 0
 
     def admit(self, now):
         if self.state == OPEN:
             if now - self.opened_at < RESET:
-                return "rejected"
-            self.state, self.successes = HALF_OPEN, 0
+                return "rejected", None
+            self.successes = 0
+            self._go(HALF_OPEN, now)
         if self.state == HALF_OPEN:
             if self.probes >= PROBES:
-                return "rejected"
+                return "rejected", None
             self.probes += 1
-            return "probe"
-        return "normal"
+            return "probe", self.period
+        return "normal", self.period
 
-    def success(self, kind, now):
+    def success(self, kind, period, now):
+        if period != self.period:
+            return
         if kind == "probe":
             self.probes -= 1
-            if self.state == HALF_OPEN:
-                self.successes += 1
-                if self.successes >= M:
-                    self.state, self.failures, self.successes = CLOSED, 0, 0
-        elif self.state == CLOSED:
+            self.successes += 1
+            if self.successes >= M:
+                self.failures, self.successes = 0, 0
+                self._go(CLOSED, now)
+        else:
             self.failures = 0
 
-    def failure(self, kind, now):
+    def failure(self, kind, period, now):
+        if period != self.period:
+            return
         if kind == "probe":
             self.probes -= 1
-            if self.state == HALF_OPEN:
-                self.state, self.opened_at, self.failures, self.successes = OPEN, now, 0, 0
-        elif self.state == CLOSED:
+            self.failures, self.successes = 0, 0
+            self._go(OPEN, now)
+        else:
             self.failures += 1
             if self.failures >= N:
-                self.state, self.opened_at, self.failures = OPEN, now, 0
+                self.failures = 0
+                self._go(OPEN, now)
 
 
 class BreakerMachine(RuleBasedStateMachine):
@@ -70,43 +85,42 @@ class BreakerMachine(RuleBasedStateMachine):
         self.breaker = CircuitBreaker("ai", self.telemetry, failure_threshold=N, reset_timeout_s=RESET,
                                       success_threshold=M, half_open_max_calls=PROBES, clock=self.clock)
         self.model = Model()
-        self.held: list[str] = []  # calls admitted and still running (kinds)
+        self.held: list[tuple] = []  # calls admitted and still running
 
     def _admit(self):
         expected = self.model.admit(self.clock.now)
         try:
-            probe = self.breaker._admit()
-            got = "probe" if probe else "normal"
+            token = self.breaker._admit()
+            got = ("probe" if token[0] else "normal", token)
         except CircuitOpenError:
-            got = "rejected"
-        assert got == expected
-        return got
+            got = ("rejected", None)
+        assert got[0] == expected[0]
+        return got[0], got[1], expected[1]
 
     @rule(ok=st.booleans())
     def call_and_finish(self, ok):
-        kind = self._admit()
+        kind, token, period = self._admit()
         if kind != "rejected":
-            self._finish(kind, ok)
+            self._finish(kind, token, period, ok)
 
     @rule()
     def start_and_hold(self):
-        kind = self._admit()
+        kind, token, period = self._admit()
         if kind != "rejected":
-            self.held.append(kind)
+            self.held.append((kind, token, period))
 
     @precondition(lambda self: self.held)
     @rule(ok=st.booleans(), index=st.integers(0, 10))
     def finish_held(self, ok, index):
-        self._finish(self.held.pop(index % len(self.held)), ok)
+        self._finish(*self.held.pop(index % len(self.held)), ok)
 
-    def _finish(self, kind, ok):
-        probe = kind == "probe"
+    def _finish(self, kind, token, period, ok):
         if ok:
-            self.breaker._on_success(probe)
-            self.model.success(kind, self.clock.now)
+            self.breaker._on_success(token)
+            self.model.success(kind, period, self.clock.now)
         else:
-            self.breaker._on_failure(probe)
-            self.model.failure(kind, self.clock.now)
+            self.breaker._on_failure(token)
+            self.model.failure(kind, period, self.clock.now)
 
     @rule(seconds=st.sampled_from([0.5, 3.0, 9.99, 10.0, 25.0]))
     def time_passes(self, seconds):
@@ -117,6 +131,7 @@ class BreakerMachine(RuleBasedStateMachine):
         assert self.breaker._state == self.model.state
         assert self.breaker.in_flight_probes == self.model.probes
         assert self.breaker.failures == self.model.failures
+        assert self.breaker.period == self.model.period
 
     @invariant()
     def every_transition_is_an_event(self):
@@ -196,3 +211,22 @@ def test_half_open_lets_a_bounded_number_of_probes_through():
 def test_bad_thresholds_are_refused():
     with pytest.raises(ValueError):
         CircuitBreaker("x", failure_threshold=0)
+
+
+def test_a_stale_probe_neither_closes_the_circuit_nor_frees_the_new_probe_slot():
+    clock = Clock()
+    b = CircuitBreaker("ai", failure_threshold=1, reset_timeout_s=1, success_threshold=1,
+                       half_open_max_calls=1, clock=clock)
+    b._on_failure(b._admit())                 # CLOSED -> OPEN
+    clock.now = 1
+    slow = b._admit()                         # probe of the first HALF_OPEN period, still running
+    clock.now = 2
+    b._transition(OPEN)                       # re-opened meanwhile (another probe failed)
+    clock.now = 10
+    current = b._admit()                      # a new HALF_OPEN period: its own slot
+    with pytest.raises(CircuitOpenError):
+        b._admit()                            # the slot is taken by the current probe only
+    b._on_success(slow)                       # the stale success arrives late
+    assert b.state == HALF_OPEN and b.in_flight_probes == 1
+    b._on_success(current)
+    assert b.state == CLOSED
