@@ -3,8 +3,9 @@
 * mssql: ``sp_getapplock`` owned by the session, its return code checked;
 * postgresql: a session-level advisory lock, polled with ``pg_try_advisory_lock``
   so a waiting runner gives up with a clear message after its timeout;
-* sqlite: every migration runs in ``BEGIN IMMEDIATE``, which is the lock; the
-  runner re-reads the history inside it.
+* sqlite: an exclusive ``flock`` on ``<database>.migrate-lock`` for the whole run
+  (so a second runner waits, then finds nothing to do), and every migration also
+  runs in ``BEGIN IMMEDIATE``, re-reading the history inside it.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def check_applock_result(code: Any) -> int:
 
 
 class MigrationLock:
-    def __init__(self, dialect: str, timeout_s: float = 60.0):
+    def __init__(self, dialect: str, timeout_s: float = 60.0, sqlite_path: str | None = None):
         self.dialect = dialect
         self.timeout_s = timeout_s
+        self.sqlite_path = sqlite_path
         self.held = False
+        self._lock_file: Any = None
 
     def acquire(self, conn: Any) -> None:
         if self.dialect == "mssql":
@@ -75,7 +78,26 @@ class MigrationLock:
             conn.commit()
         elif self.dialect == "postgresql":
             self._acquire_pg(conn)
+        elif self.sqlite_path and self.sqlite_path != ":memory:":
+            self._acquire_file(self.sqlite_path + ".migrate-lock")
         self.held = True
+
+    def _acquire_file(self, path: str) -> None:
+        import fcntl
+
+        self._lock_file = open(path, "a")
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._lock_file.close()
+                    self._lock_file = None
+                    raise MigrationLockError(
+                        f"another botctl migrate holds the migration lock; gave up after {self.timeout_s:.0f}s")
+                time.sleep(0.05)
 
     def _acquire_pg(self, conn: Any) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -95,6 +117,9 @@ class MigrationLock:
         if not self.held:
             return
         self.held = False
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the flock
+            self._lock_file = None
         try:
             conn.rollback()
             cur = conn.cursor()

@@ -250,7 +250,8 @@ class MigrationRunner:
     def _locked(self) -> Iterator[Any]:
         """A connection holding the migration lock, with the history table in place."""
         with self.db.connection() as conn:
-            lock = MigrationLock(self.db.dialect, self.lock_timeout_s)
+            lock = MigrationLock(self.db.dialect, self.lock_timeout_s,
+                                 self.db.url.database if self.db.dialect == "sqlite" else None)
             lock.acquire(conn)
             try:
                 self._ensure_history(conn)
