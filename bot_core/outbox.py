@@ -24,6 +24,7 @@ PENDING, SENDING, SENT, DELIVERED, READ, FAILED = (
 # Forward-only order of delivery states: a late "sent" never undoes a "read".
 STATE_RANK = {PENDING: 0, SENDING: 1, SENT: 2, DELIVERED: 3, READ: 4, FAILED: 5}
 STATUS_TO_STATE = {"sent": SENT, "delivered": DELIVERED, "read": READ, "failed": FAILED}
+NOT_SENT_CODES = frozenset({"held", "throttled"})
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,18 @@ def claim_batch(cur: Any, dialect: str, now: datetime, lease_until: datetime, li
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
     hint = " WITH (UPDLOCK, READPAST, ROWLOCK)" if dialect == "mssql" else ""
     ts = to_db(dialect, now)
+    # A reply is not claimed while an earlier one to the same phone is still waiting for
+    # its retry or being sent: a recipient's replies leave in the order they were written.
     cur.execute(
-        f"SELECT {top}SalienteId, MensajeOrigenId, Secuencia, Telefono, Tipo, Contenido, Intentos "
-        f"FROM MensajesSalientes{hint} WHERE (Estado = ? AND (ProximoIntento IS NULL OR ProximoIntento <= ?)) "
-        f"OR (Estado = ? AND LeaseHasta < ?) ORDER BY SalienteId{tail}{lock}",
-        (PENDING, ts, SENDING, ts))
+        f"SELECT {top}m.SalienteId, m.MensajeOrigenId, m.Secuencia, m.Telefono, m.Tipo, m.Contenido, m.Intentos "
+        f"FROM MensajesSalientes m{hint} "
+        f"WHERE ((m.Estado = ? AND (m.ProximoIntento IS NULL OR m.ProximoIntento <= ?)) "
+        f"OR (m.Estado = ? AND m.LeaseHasta < ?)) "
+        f"AND NOT EXISTS (SELECT 1 FROM MensajesSalientes e WHERE e.Telefono = m.Telefono "
+        f"AND e.SalienteId < m.SalienteId AND ((e.Estado = ? AND e.ProximoIntento > ?) "
+        f"OR (e.Estado = ? AND e.LeaseHasta >= ?))) "
+        f"ORDER BY m.SalienteId{tail}{lock}",
+        (PENDING, ts, SENDING, ts, PENDING, ts, SENDING, ts))
     rows = cur.fetchall()
     if not rows:
         return []
@@ -87,10 +95,13 @@ def record_results(cur: Any, dialect: str, results: list[tuple[OutboundMessage, 
     for message, result in results:
         if result.state == PENDING:
             retry_at = now + timedelta(seconds=result.retry_after_s or 1.0)
+            # Held back before reaching the API (throttled, or behind an earlier reply): not an attempt.
+            not_sent = 1 if result.error_code in NOT_SENT_CODES else 0
             cur.execute("UPDATE MensajesSalientes SET Estado = ?, LeaseHasta = NULL, ProximoIntento = ?, "
-                        "CodigoError = ?, DetalleError = ?, FechaActualizacion = ? WHERE SalienteId = ? AND Estado = ?",
-                        (PENDING, to_db(dialect, retry_at), result.error_code, (result.error_detail or "")[:400],
-                         ts, message.outbox_id, SENDING))
+                        "Intentos = Intentos - ?, CodigoError = ?, DetalleError = ?, FechaActualizacion = ? "
+                        "WHERE SalienteId = ? AND Estado = ?",
+                        (PENDING, to_db(dialect, retry_at), not_sent, result.error_code,
+                         (result.error_detail or "")[:400], ts, message.outbox_id, SENDING))
         else:
             cur.execute("UPDATE MensajesSalientes SET Estado = ?, LeaseHasta = NULL, WamidSaliente = ?, "
                         "CodigoError = ?, DetalleError = ?, FechaEnvio = ?, FechaActualizacion = ? "
@@ -184,6 +195,8 @@ class Dispatcher:
             result = await self.sender.send(message)
         except Exception as exc:
             result = SendResult(PENDING, retry_after_s=2.0, error_code=type(exc).__name__, error_detail=str(exc)[:200])
+        if result.error_code in NOT_SENT_CODES:
+            return result  # never left: neither a send nor a failure to count
         event = "outbox.failed" if result.state in (PENDING, FAILED) else "outbox.sent"
         self.telemetry.emit(event, telefono=message.telefono, outbox_id=message.outbox_id,
                             attempt=message.attempts, error_code=result.error_code or "")

@@ -177,3 +177,42 @@ def test_dispatcher_stores_wamids_keeps_order_per_recipient_and_statuses_only_mo
             assert outbox.apply_status(cur, db.dialect, final[1][3], "failed", NOW, "131047", "Re-engagement")
     states = _states(db)
     assert states[0][2] == "LEIDO" and states[1][2] == "FALLIDO" and states[1][4] == "131047"
+
+
+def test_a_later_reply_waits_behind_an_earlier_one_still_due_for_retry(db):
+    MigrationRunner(db).up()
+    _outbox_rows(db, [("wamid.A", 1, TEL)])
+    telemetry, _ = captured_telemetry()
+
+    seen = []
+
+    def first_fails(body):
+        seen.append(body)
+        return 131000 if len(seen) == 1 else "ok"
+
+    with FakeGraph(default=first_fails) as fake:
+        async def go():
+            dbx = DbExecutor(db, threads=2)
+            s = sender(fake, telemetry)
+            d = Dispatcher(dbx, s, telemetry)
+            await d.drain_once()                         # reply A1 fails: due again in ~1 s
+            _outbox_rows(db, [("wamid.B", 1, TEL), ("wamid.C", 1, OTHER)])  # newer replies arrive
+            second = await d.drain_once()                # B1 must not overtake A1; C1 (other phone) goes
+            with db.connection() as conn:
+                with db.transaction(conn) as cur:
+                    cur.execute("UPDATE MensajesSalientes SET ProximoIntento = NULL")
+            third = await d.drain_once()
+            await s.aclose()
+            dbx.close()
+            return second, third
+        second, third = asyncio.run(go())
+        order = [(r["json"]["to"], r["json"]["text"]["body"]) for r in fake.requests]
+    assert second == 1 and third == 2
+    assert order == [(TEL, "respuesta 1"), (OTHER, "respuesta 1"), (TEL, "respuesta 1"), (TEL, "respuesta 1")]
+    assert [r[2] for r in _states(db)] == ["ENVIADO"] * 3
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT MensajeOrigenId, Intentos FROM MensajesSalientes ORDER BY SalienteId")
+        attempts = dict(cur.fetchall())
+        conn.rollback()
+    assert attempts == {"wamid.A": 2, "wamid.B": 1, "wamid.C": 1}
