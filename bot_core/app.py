@@ -74,7 +74,8 @@ class Bot:
                                    idle_minutes=settings.idle_minutes, lease_seconds=settings.lease_seconds,
                                    on_committed=self.dispatcher.kick, clock=clock)
         self.pending_migrations = pending_migrations
-        self._work = asyncio.Event() if False else None  # created on the running loop in start()
+        self._work: asyncio.Event | None = None  # created on the running loop in start()
+        self._stopping = False
         self._tasks: list[asyncio.Task] = []
         self._inflight: set[asyncio.Task] = set()
         self._semaphore: asyncio.Semaphore | None = None
@@ -90,6 +91,7 @@ class Bot:
             self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint"))
 
     async def stop(self) -> None:
+        self._stopping = True
         self.dispatcher.stop()
         if self._work is not None:
             self._work.set()
@@ -132,7 +134,7 @@ class Bot:
             if reg.is_duplicate:
                 self.telemetry.emit("dedup.duplicate", telefono=message.telefono, message_id=message.message_id,
                                     retry_count=reg.retry_count)
-            elif not any(f.message_id == message.message_id for f in fresh):
+            else:  # a second copy within this request was registered as a duplicate above
                 fresh.append(message)
         crash = self.settings.crash_after_ingest
         if crash and any(m.message_id.startswith(crash) for m in fresh):
@@ -175,7 +177,7 @@ class Bot:
     async def _inbox_loop(self) -> None:
         assert self._work is not None and self._semaphore is not None
         interval = self.settings.sweep_interval_s
-        while not self.dispatcher._stopping:
+        while not self._stopping:
             try:
                 ids = await self.dbx.transaction(inbox.claimable_ids, self.dbx.db.dialect, self.clock(), 200)
             except Exception as exc:
@@ -203,7 +205,7 @@ class Bot:
         conn = await loop.run_in_executor(None, self.dbx.db.connect)
         running: asyncio.Future | None = None
         try:
-            while not self.dispatcher._stopping:
+            while not self._stopping:
                 await asyncio.sleep(1.0)
                 running = loop.run_in_executor(None, _checkpoint, conn)
                 await asyncio.shield(running)

@@ -58,10 +58,7 @@ class DbExecutor:
 
     def run_transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """Synchronously: ``fn(cursor, *args)`` inside one transaction on this thread's connection."""
-        try:
-            conn = self._connection()
-        except DatabaseUnavailable:
-            raise
+        conn = self._connection()
         try:
             with self.db.transaction(conn) as cur:
                 return fn(cur, *args)

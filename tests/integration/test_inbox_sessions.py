@@ -110,3 +110,12 @@ def test_conditional_session_update_raises_concurrency_error(migrated):
     with db.connection() as conn:
         with db.transaction(conn) as cur:
             assert load_session(cur, tel).estado == "REFRI_ESPERA_PROBLEMA"
+
+
+def test_the_same_id_twice_in_one_transaction_is_registered_once(migrated):
+    """One delivery may carry a message twice: the second copy is a duplicate, not new work."""
+    db = migrated
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            regs = [inbox.register_inbound(cur, db.dialect, message("twice"), NOW, None) for _ in range(2)]
+    assert [(r.is_duplicate, r.retry_count) for r in regs] == [(False, 0), (True, 1)]
