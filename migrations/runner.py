@@ -50,6 +50,9 @@ _HISTORY_COLUMNS = ("version", "description", "direction", "script", "checksum",
                     "started_at", "finished_at", "execution_ms", "installed_by", "host", "tool_version")
 
 
+_FROM_SCRIPT = object()  # _record's default: take the checksum from the script
+
+
 class MigrationError(BotctlError):
     """A migration could not be applied; nothing of it was kept (exit code 1)."""
 
@@ -353,10 +356,10 @@ class MigrationRunner:
                         f"{odbc_error_text(exc)} [{first_line}]") from None
 
     def _record(self, cur: Any, script: Script, direction: str, success: bool,
-                started: datetime, ms: int, checksum: str | None = "script") -> None:
-        values = (script.version_label, script.description[:200], direction, script.name,
-                  script.checksum if checksum == "script" and direction != "down" else
-                  (checksum if checksum != "script" else None),
+                started: datetime, ms: int, checksum: str | None | object = _FROM_SCRIPT) -> None:
+        if checksum is _FROM_SCRIPT:  # what was applied is the script; a down removes it
+            checksum = script.checksum if direction != "down" else None
+        values = (script.version_label, script.description[:200], direction, script.name, checksum,
                   1 if success else 0, started, _utcnow(), ms, _installed_by()[:128],
                   socket.gethostname()[:128], __version__)
         if self.db.dialect == "sqlite":
