@@ -45,6 +45,20 @@ class LoadtestOptions:
     progress: Callable[[str], None] | None = None
 
 
+async def attempt(pool: HttpPool, path: str, d: Delivery, timeout_s: float) -> int:
+    """Send one delivery once; its HTTP status, or a pseudo status when none came back."""
+    d.attempts += 1
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": d.signature}
+    try:
+        status = (await pool.post(path, d.body, headers, timeout_s)).status
+    except asyncio.TimeoutError:
+        status = TIMEOUT_STATUS
+    except TransportError:
+        status = TRANSPORT_STATUS
+    d.statuses.append(status)
+    return status
+
+
 def status_class(status: int) -> str:
     if status == TIMEOUT_STATUS:
         return "timeout"
@@ -134,21 +148,12 @@ class LoadGenerator:
     async def _deliver(self, pool: HttpPool, d: Delivery, due: float) -> None:
         loop = asyncio.get_running_loop()
         measured = d.due >= self.o.spec.warmup_s
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": d.signature}
         self._inflight += 1
         try:
             while True:
-                d.attempts += 1
                 if d.sent_at is None:
                     d.sent_at = loop.time()
-                try:
-                    response = await pool.post(self.path, d.body, headers, self.o.timeout_s)
-                    status = response.status
-                except asyncio.TimeoutError:
-                    status = TIMEOUT_STATUS
-                except TransportError:
-                    status = TRANSPORT_STATUS
-                d.statuses.append(status)
+                status = await attempt(pool, self.path, d, self.o.timeout_s)
                 self.stats.record(status, loop.time() - due, measured)
                 if 200 <= status < 300:
                     d.acked = True
@@ -250,16 +255,8 @@ async def saturate(url: str, deliveries: list[Delivery], concurrency: int, timeo
     async def sender() -> None:
         for d in queue:
             start = loop.time()
-            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": d.signature}
-            try:
-                status = (await pool.post(parts.path or "/webhook", d.body, headers, timeout_s)).status
-            except asyncio.TimeoutError:
-                status = TIMEOUT_STATUS
-            except TransportError:
-                status = TRANSPORT_STATUS
-            d.attempts += 1
+            status = await attempt(pool, parts.path or "/webhook", d, timeout_s)
             d.acked = 200 <= status < 300
-            d.statuses.append(status)
             stats.record(status, loop.time() - start, True)
 
     t0 = loop.time()
