@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,14 +35,9 @@ from migrations.runner import MigrationRunner  # noqa: E402
 from ops.loadtest.runner import LoadtestOptions, LoadGenerator, saturate  # noqa: E402
 from ops.loadtest.thresholds import parse_threshold  # noqa: E402
 from ops.loadtest.traffic import TrafficSpec, build_plan  # noqa: E402
+from tests.support.fake_http import free_port  # noqa: E402
 
 SECRET = "bench-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(cmd: list[str], env: dict[str, str], cwd: str) -> subprocess.Popen:

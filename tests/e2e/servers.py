@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,17 +15,12 @@ import httpx
 
 from bot_core.webhook import meta
 from tests.conftest import ROOT
+from tests.support.fake_http import free_port
 
 APP_SECRET = "e2e-app-secret-7f3a9c"
 VERIFY_TOKEN = "e2e-verify-token"
 PG_BIN = Path("/usr/lib/postgresql") / (sorted(os.listdir("/usr/lib/postgresql"))[-1]
                                         if os.path.isdir("/usr/lib/postgresql") else "none") / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class BotServer:

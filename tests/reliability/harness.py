@@ -19,9 +19,10 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from bot_core.demo import seed_demo_equipment
 from bot_core.storage import open_database
@@ -110,13 +111,29 @@ class Suite:
         workdir.mkdir()
         return BotServer(db_url, workdir, workers=workers, env=base).start()
 
-    def load(self, url: str, fault: Callable[[], Awaitable[int]] | None = None,
-             **spec_overrides: Any) -> tuple[dict, list, str, int]:
+    @contextmanager
+    def serving(self, workers: int = 2, **env: str) -> Iterator[tuple[str, BotServer]]:
+        """A fresh, migrated PostgreSQL database with `botctl serve` on it."""
+        db = self.pg_database()
+        self.prepare(db)
+        server = self.server(db, workers=workers, **env)
+        try:
+            yield db, server
+        finally:
+            server.stop()
+
+    def options(self, url: str, **spec_overrides: Any) -> LoadtestOptions:
+        """The generator's settings for one run: Meta-like redelivery, 5 s timeouts."""
         spec = TrafficSpec(rate=spec_overrides.pop("rate", self.rate),
                            duration_s=spec_overrides.pop("duration_s", self.duration), gap_s=1.0,
                            seed=random.randrange(1 << 30), **spec_overrides)
-        options = LoadtestOptions(url + "/webhook", APP_SECRET, spec, timeout_s=5.0, max_redeliveries=10,
-                                  redelivery_base_s=0.5)
+        return LoadtestOptions(url + "/webhook", APP_SECRET, spec, timeout_s=5.0, max_redeliveries=10,
+                               redelivery_base_s=0.5)
+
+    def load(self, url: str, fault: Callable[[], Awaitable[int]] | None = None,
+             **spec_overrides: Any) -> tuple[dict, list, str, int]:
+        options = self.options(url, **spec_overrides)
+        spec = options.spec
 
         async def main():
             generator = LoadGenerator(options)
@@ -154,10 +171,7 @@ async def _every(seconds: float, until: float, action: Callable[[], Any]) -> int
 
 
 def worker_sigkill(suite: Suite) -> Row:
-    db = suite.pg_database()
-    suite.prepare(db)
-    server = suite.server(db, workers=2)
-    try:
+    with suite.serving() as (db, server):
         def kill_one() -> bool:
             pids = [p for p in server.worker_pids() if _is_uvicorn_worker(p)]
             if not pids:
@@ -167,8 +181,6 @@ def worker_sigkill(suite: Suite) -> Row:
 
         summary, plan, run_id, faults = suite.load(server.url, lambda: _every(2.0, suite.duration, kill_one))
         return suite.row("1 worker SIGKILLed every 2 s (PostgreSQL, 2 workers)", db, summary, plan, run_id, faults)
-    finally:
-        server.stop()
 
 
 def _is_uvicorn_worker(pid: int) -> bool:
@@ -180,11 +192,8 @@ def _is_uvicorn_worker(pid: int) -> bool:
 
 
 def postgres_restart(suite: Suite) -> Row:
-    db = suite.pg_database()
-    suite.prepare(db)
     pg = suite.postgres()
-    server = suite.server(db, workers=2)
-    try:
+    with suite.serving() as (db, server):
         async def restart() -> int:
             loop = asyncio.get_running_loop()
             await asyncio.sleep(suite.duration / 3)
@@ -195,33 +204,21 @@ def postgres_restart(suite: Suite) -> Row:
 
         summary, plan, run_id, faults = suite.load(server.url, restart)
         return suite.row("2 PostgreSQL stopped 2 s and restarted", db, summary, plan, run_id, faults)
-    finally:
-        server.stop()
 
 
 def duplicate_storm(suite: Suite) -> Row:
-    db = suite.pg_database()
-    suite.prepare(db)
-    server = suite.server(db, workers=2)
-    try:
+    with suite.serving() as (db, server):
         summary, plan, run_id, _ = suite.load(server.url, dup_ratio=0.3)
         dups = sum(1 for d in plan if d.duplicate)
         return suite.row("5 duplicate storm: 30 % redelivered, half concurrently", db, summary, plan, run_id, dups)
-    finally:
-        server.stop()
 
 
 def same_phone_storm(suite: Suite) -> Row:
-    db = suite.pg_database()
-    suite.prepare(db)
-    server = suite.server(db, workers=2)
-    try:
+    with suite.serving() as (db, server):
         summary, plan, run_id, _ = suite.load(server.url, rate=10, duration_s=3.0, burst=200, burst_phones=5)
         row = suite.row("6 same-phone storm: 200 concurrent messages, 5 phones", db, summary, plan, run_id, 200)
         _check_versions(db, run_id, row)
         return row
-    finally:
-        server.stop()
 
 
 def _check_versions(db_url: str, run_id: str, row: Row) -> None:
@@ -246,15 +243,9 @@ def sqlite_two_processes(suite: Suite) -> Row:
     second = suite.server(db, workers=1)
     try:
         async def both():
-            results = []
-            for server in (first, second):
-                spec = TrafficSpec(rate=suite.rate / 2, duration_s=suite.duration, gap_s=1.0,
-                                   seed=random.randrange(1 << 30))
-                results.append((LoadGenerator(LoadtestOptions(server.url + "/webhook", APP_SECRET, spec,
-                                                              timeout_s=5.0, max_redeliveries=10,
-                                                              redelivery_base_s=0.5)), spec))
-            summaries = await asyncio.gather(*(g.run() for g, _ in results))
-            return [(s, g.plan, spec.run_id) for s, (g, spec) in zip(summaries, results)]
+            generators = [LoadGenerator(suite.options(server.url, rate=suite.rate / 2)) for server in (first, second)]
+            summaries = await asyncio.gather(*(g.run() for g in generators))
+            return [(s, g.plan, g.o.spec.run_id) for s, g in zip(summaries, generators)]
 
         rows = [suite.row("7", db, *r, 0) for r in asyncio.run(both())]
         merged = Row("7 SQLite: two serve processes on one file", faults=0)
@@ -307,27 +298,22 @@ def _telemetry_events(server: BotServer) -> list[dict]:
 def ai_provider_hangs(suite: Suite) -> Row:
     from tests.support.fake_http import FakeAI
 
-    db = suite.pg_database()
-    suite.prepare(db)
     with FakeAI("ok", answer={"intent": "REPORTE_REFRIGERADOR", "confidence": 0.9, "codigo_sap": "4001234",
-                              "problema": "no enfría"}) as fake:
-        server = suite.server(db, workers=2, BOTCTL_AI_PROVIDER="openai", BOTCTL_AI_BASE_URL=fake.url + "/v1",
-                              BOTCTL_AI_MODEL="m", BOTCTL_AI_API_KEY="sk-reliability",
-                              BOTCTL_AI_DEADLINE_DETECT_MS="300", BOTCTL_AI_DEADLINE_EXTRACT_MS="300",
-                              BOTCTL_AI_BREAKER_FAILURES="4", BOTCTL_AI_BREAKER_RESET_SECONDS="1",
-                              BOTCTL_AI_BREAKER_HALF_OPEN_SUCCESSES="1")
-        try:
-            async def hang_for_a_stretch() -> int:
-                await asyncio.sleep(1.0)
-                fake.mode = "hang"
-                await asyncio.sleep(suite.duration / 2)
-                fake.mode = "ok"
-                return 1
+                              "problema": "no enfría"}) as fake, \
+            suite.serving(BOTCTL_AI_PROVIDER="openai", BOTCTL_AI_BASE_URL=fake.url + "/v1", BOTCTL_AI_MODEL="m",
+                          BOTCTL_AI_API_KEY="sk-reliability", BOTCTL_AI_DEADLINE_DETECT_MS="300",
+                          BOTCTL_AI_DEADLINE_EXTRACT_MS="300", BOTCTL_AI_BREAKER_FAILURES="4",
+                          BOTCTL_AI_BREAKER_RESET_SECONDS="1",
+                          BOTCTL_AI_BREAKER_HALF_OPEN_SUCCESSES="1") as (db, server):
+        async def hang_for_a_stretch() -> int:
+            await asyncio.sleep(1.0)
+            fake.mode = "hang"
+            await asyncio.sleep(suite.duration / 2)
+            fake.mode = "ok"
+            return 1
 
-            summary, plan, run_id, faults = suite.load(server.url, hang_for_a_stretch)
-            row = suite.row("3 AI provider hangs for a stretch, then recovers", db, summary, plan, run_id, faults)
-        finally:
-            server.stop()
+        summary, plan, run_id, faults = suite.load(server.url, hang_for_a_stretch)
+        row = suite.row("3 AI provider hangs for a stretch, then recovers", db, summary, plan, run_id, faults)
     transitions = [(e["from_state"], e["to_state"]) for e in _telemetry_events(server)
                    if e["event_name"] == "breaker.transition"]
     if ("CLOSED", "OPEN") not in transitions or ("HALF_OPEN", "CLOSED") not in transitions:
@@ -343,27 +329,22 @@ def graph_api_errors(suite: Suite) -> Row:
 
     from tests.support.fake_http import FakeGraph
 
-    db = suite.pg_database()
-    suite.prepare(db)
     errors = itertools.cycle([131000, ("http", 503), 130429, 131056, 133004])
-    with FakeGraph() as graph:
-        server = suite.server(db, workers=2, BOTCTL_WHATSAPP_TOKEN="EAAG-reliability",
-                              BOTCTL_WHATSAPP_PHONE_NUMBER_ID="1234567890", BOTCTL_WHATSAPP_BASE_URL=graph.url)
-        try:
-            async def errors_for_a_stretch() -> int:
-                await asyncio.sleep(1.0)
-                graph.default = lambda body: next(errors)
-                await asyncio.sleep(suite.duration / 2)
-                graph.default = "ok"
-                return 1
+    with FakeGraph() as graph, \
+            suite.serving(BOTCTL_WHATSAPP_TOKEN="EAAG-reliability", BOTCTL_WHATSAPP_PHONE_NUMBER_ID="1234567890",
+                          BOTCTL_WHATSAPP_BASE_URL=graph.url) as (db, server):
+        async def errors_for_a_stretch() -> int:
+            await asyncio.sleep(1.0)
+            graph.default = lambda body: next(errors)
+            await asyncio.sleep(suite.duration / 2)
+            graph.default = "ok"
+            return 1
 
-            summary, plan, run_id, faults = suite.load(server.url, errors_for_a_stretch)
-            row = suite.row("4 Graph API 5xx / 130429 / 131056 for a stretch", db, summary, plan, run_id, faults)
-            unsent = _wait_outbox_sent(db, run_id, timeout_s=60)
-        finally:
-            server.stop()
-        rows = _outbox_count(db, run_id)
-        failed_sends = len(graph.requests) - graph.sent
+        summary, plan, run_id, faults = suite.load(server.url, errors_for_a_stretch)
+        row = suite.row("4 Graph API 5xx / 130429 / 131056 for a stretch", db, summary, plan, run_id, faults)
+        unsent = _wait_outbox_sent(db, run_id, timeout_s=60)
+    rows = _outbox_count(db, run_id)
+    failed_sends = len(graph.requests) - graph.sent
     row.replies_lost += unsent
     row.replies_dup += max(0, graph.sent - rows)  # a reply sent successfully twice
     row.notes.append(f"{failed_sends} Graph API errors answered, {graph.sent} sends for {rows} replies")
