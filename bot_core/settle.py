@@ -14,8 +14,10 @@ from typing import Any, Awaitable
 from bot_core.telemetry import Telemetry
 
 # The explicit classification: what must succeed for a message to count as handled.
-CRITICAL_OPERATIONS = frozenset({"register_inbound", "commit_transition", "load_session"})
-NON_CRITICAL_OPERATIONS = frozenset({"understand_ai", "dispatch_outbox", "apply_statuses", "emit_telemetry"})
+# commit_transition is retried (ConcurrencyError) or handed to the sweeper; dispatch_outbox and
+# sweep_inbox are background loops that log operation.degraded and try again on their next tick.
+CRITICAL_OPERATIONS = frozenset({"register_inbound", "commit_transition"})
+NON_CRITICAL_OPERATIONS = frozenset({"understand_ai", "apply_statuses", "dispatch_outbox", "sweep_inbox"})
 
 
 @dataclass
