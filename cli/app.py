@@ -17,7 +17,8 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exc
 
 from bot_core.errors import BotctlError
-from cli import alerts_cmd, chat_cmd, checklist_cmd, loadtest_cmd, metrics_cmd, migrate_cmd, serve_cmd
+from cli import (alerts_cmd, chat_cmd, checklist_cmd, dashboard_cmd, loadtest_cmd, metrics_cmd, migrate_cmd,
+                 serve_cmd)
 
 app = typer.Typer(
     name="botctl",
@@ -32,6 +33,7 @@ app.command("chat")(chat_cmd.chat)
 app.command("loadtest")(loadtest_cmd.loadtest)
 app.command(name="metrics")(metrics_cmd.metrics)
 app.add_typer(alerts_cmd.app, name="alerts")
+app.add_typer(dashboard_cmd.app, name="dashboard")
 app.command("checklist")(checklist_cmd.checklist)
 
 

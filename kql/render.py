@@ -142,14 +142,32 @@ def _prelude(query: StoredQuery, schema: str, start: str, end: str, bin_text: st
     return "\n".join(lets)
 
 
+def _text(query: StoredQuery, schema: str, start: str, end: str, bin: timedelta | None) -> str:
+    bin_text = kql_timespan(bin) if query.uses_bin and bin is not None else None
+    return f"{_prelude(query, schema, start, end, bin_text)}\n{query.body}\n"
+
+
 def query_text(query: StoredQuery, schema: str, time_range: TimeRange,
                bin: timedelta | None = None) -> str:
     """The text ``botctl metrics`` sends (or runs locally) for one stored query."""
     if not isinstance(time_range, TimeRange):
         raise TypeError("time_range must be a TimeRange")
-    bin_text = kql_timespan(bin) if query.uses_bin and bin is not None else None
-    prelude = _prelude(query, schema, kql_datetime(time_range.start), kql_datetime(time_range.end), bin_text)
-    return f"{prelude}\n{query.body}\n"
+    return _text(query, schema, kql_datetime(time_range.start), kql_datetime(time_range.end), bin)
+
+
+#: The workbook time-range parameter's expansions (Azure Workbooks substitutes
+#: ``datetime(…)`` literals for them when the query runs).
+WORKBOOK_START, WORKBOOK_END = "{TimeRange:start}", "{TimeRange:end}"
+
+
+def workbook_query_text(query: StoredQuery, schema: str, bin: timedelta | None = None) -> str:
+    """:func:`query_text` with the range left to the workbook's ``TimeRange`` parameter.
+
+    Once the portal expands ``{TimeRange:start}``/``{TimeRange:end}`` into
+    ``datetime(…)`` literals, this is character for character what
+    ``botctl metrics --from … --to … --bin … --show-query`` prints.
+    """
+    return _text(query, schema, WORKBOOK_START, WORKBOOK_END, bin)
 
 
 def alert_query_text(query: StoredQuery, schema: str = "classic") -> str:
@@ -157,7 +175,4 @@ def alert_query_text(query: StoredQuery, schema: str = "classic") -> str:
     if query.window is None:
         raise ConfigError(f"{query.name} has no threshold to alert on")
     window = kql_timespan(query.window)
-    prelude = _prelude(query, schema, f"now() - {window}", "now()", window)
-    return f"{prelude}\n{query.body}\n"
-
-
+    return _text(query, schema, f"now() - {window}", "now()", query.window)

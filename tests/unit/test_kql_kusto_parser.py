@@ -100,3 +100,24 @@ def test_the_check_knows_each_schema_s_own_table_names():
     assert [d["code"] for d in results["classic names on workspace"]] == ["KS204"]
     assert [d["code"] for d in results["workspace names on classic"]] == ["KS204"]
     assert results["wrong column type"] and results["fine"] == []
+
+
+def test_every_workbook_query_has_zero_diagnostics_once_the_portal_expands_the_time_range():
+    """The workbook's texts (botctl dashboard export), with {TimeRange:start}/{TimeRange:end}
+    replaced by the datetime literals the portal substitutes, threshold series included."""
+    from kql import workbook
+    from kql.render import kql_datetime
+
+    limits = {q.threshold.config_key: 1.5 for q in QUERIES.values() if q.threshold}
+    items = []
+    for schema in ("classic", "workspace"):
+        doc = workbook.workbook(list(QUERIES.values()), limits, schema)
+        for item in doc["items"]:
+            if item["type"] == 3:
+                text = item["content"]["query"].replace("{TimeRange:start}", kql_datetime(DAY.start)) \
+                                               .replace("{TimeRange:end}", kql_datetime(DAY.end))
+                assert not re.search(r"\{[A-Za-z_]\w*(:\w+)?\}", text)  # no other workbook parameter is left
+                items.append({"id": f"{item['name']} {schema}", "schema": schema, "text": text})
+    assert len(items) == 2 * len(QUERIES)
+    results = analyse(items)
+    assert {k: v for k, v in results.items() if v} == {}
