@@ -7,6 +7,7 @@ history table is left out.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot_core.errors import ConfigError
@@ -31,10 +32,10 @@ def introspect(db: Database) -> Schema:
 
 def _sqlite(conn: Any) -> Schema:
     cur = conn.cursor()
-    cur.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+    cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
                 "AND name <> ? ORDER BY name", (HISTORY_TABLE,))
     schema: Schema = {}
-    for (table,) in cur.fetchall():
+    for table, table_sql in cur.fetchall():
         cols = conn.cursor().execute(f'PRAGMA table_xinfo("{table}")').fetchall()
         columns = {c[1]: {"type": c[2].upper(), "nullable": not c[3], "default": c[4], "pk": c[5]}
                    for c in cols}
@@ -45,8 +46,43 @@ def _sqlite(conn: Any) -> Schema:
             sql = conn.cursor().execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
             indexes[name] = {"columns": idx_cols, "unique": unique, "origin": origin, "partial": partial,
                              "sql": " ".join(sql[0].split()) if sql and sql[0] else None}
-        schema[table] = {"columns": columns, "indexes": indexes}
+        constraints = _sqlite_named_constraints(table_sql or "")
+        for fk in conn.cursor().execute(f'PRAGMA foreign_key_list("{table}")').fetchall():
+            # (id, seq, table, from, to, on_update, on_delete, match): named or not, every foreign key
+            constraints[f"foreign key {fk[3]} -> {fk[2]}.{fk[4]}"] = f"ON UPDATE {fk[5]} ON DELETE {fk[6]}"
+        schema[table] = {"columns": columns, "indexes": indexes, "constraints": constraints}
     return schema
+
+
+_NAMED = re.compile(r'\bCONSTRAINT\s+["`\[]?(\w+)["`\]]?\s+(PRIMARY\s+KEY|UNIQUE|CHECK|FOREIGN\s+KEY|REFERENCES|'
+                    r'DEFAULT|NOT\s+NULL|COLLATE)\b', re.IGNORECASE)
+
+
+def _sqlite_named_constraints(table_sql: str) -> dict[str, str]:
+    """``CONSTRAINT name KIND clause`` of a CREATE TABLE: kind and clause, whitespace normalised.
+
+    SQLite keeps no catalogue of CHECK constraints or constraint names: the table's SQL is
+    the only place they live. The clause runs to the next comma or closing parenthesis at
+    the same depth, or the next ``CONSTRAINT``.
+    """
+    out = {}
+    for m in _NAMED.finditer(table_sql):
+        depth, quote, end, rest = 0, "", len(table_sql), table_sql[m.end():]
+        for i, ch in enumerate(rest):
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "(":
+                depth += 1
+            elif ch == ")" and depth:
+                depth -= 1
+            elif depth == 0 and (ch in ",)" or rest[i:i + 11].upper() == "CONSTRAINT "):
+                end = i
+                break
+        clause = " ".join(rest[:end].split())
+        out[m.group(1)] = " ".join([" ".join(m.group(2).upper().split()), clause]).strip()
+    return out
 
 
 def _postgresql(conn: Any) -> Schema:
@@ -57,28 +93,40 @@ def _postgresql(conn: Any) -> Schema:
         "WHERE table_schema = current_schema() AND table_name <> ? ORDER BY table_name, ordinal_position",
         (HISTORY_TABLE,))
     schema: Schema = {}
+
+    def table(name: str) -> dict[str, Any]:
+        return schema.setdefault(name, {"columns": {}, "indexes": {}, "constraints": {}})
+
     for t, c, dtype, length, precision, dt_precision, nullable, default, identity in cur.fetchall():
-        table = schema.setdefault(t, {"columns": {}, "indexes": {}, "constraints": {}})
-        table["columns"][c] = {"type": dtype, "length": length, "precision": precision,
-                               "datetime_precision": dt_precision, "nullable": nullable == "YES",
-                               "default": default, "identity": identity == "YES"}
+        table(t)["columns"][c] = {"type": dtype, "length": length, "precision": precision,
+                                  "datetime_precision": dt_precision, "nullable": nullable == "YES",
+                                  "default": default, "identity": identity == "YES"}
     cur.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
                 "AND tablename <> ?", (HISTORY_TABLE,))
     for t, name, definition in cur.fetchall():
-        schema.setdefault(t, {"columns": {}, "indexes": {}, "constraints": {}})["indexes"][name] = definition
-    cur.execute("SELECT table_name, constraint_name, constraint_type FROM information_schema.table_constraints "
-                "WHERE table_schema = current_schema() AND table_name <> ? AND constraint_type <> 'CHECK' "
-                "OR (table_schema = current_schema() AND constraint_type = 'CHECK' "
-                "AND constraint_name NOT LIKE '%_not_null')", (HISTORY_TABLE,))
-    for t, name, ctype in cur.fetchall():
-        if t == HISTORY_TABLE:
-            continue
-        schema.setdefault(t, {"columns": {}, "indexes": {}, "constraints": {}})["constraints"][name] = ctype
+        table(t)["indexes"][name] = definition
+    # Every constraint with its definition (a changed CHECK expression is a difference); NOT NULL
+    # (contype 'n' on PostgreSQL 18) is the columns' nullability already.
+    cur.execute("SELECT rel.relname, con.conname, pg_get_constraintdef(con.oid) FROM pg_constraint con "
+                "JOIN pg_class rel ON rel.oid = con.conrelid JOIN pg_namespace ns ON ns.oid = rel.relnamespace "
+                "WHERE ns.nspname = current_schema() AND con.contype <> 'n' AND rel.relname <> ?",
+                (HISTORY_TABLE,))
+    for t, name, definition in cur.fetchall():
+        table(t)["constraints"][name] = definition
     return schema
 
 
+PART_LABELS = {"columns": "column", "indexes": "index", "constraints": "constraint"}
+
+
 def diff(before: Schema, after: Schema) -> list[str]:
-    """Human-readable differences; empty when the schemas are the same."""
+    """Human-readable differences, one line each; empty when the schemas are the same.
+
+    ``table T missing after`` / ``table T added``; for columns, indexes and constraints
+    ``column T.C missing after`` / ``... added``, and for one that changed, one line per
+    attribute that differs: ``column T.C: nullable True -> False``, ``index T.IX: columns
+    ['A'] -> ['A', 'B']``, ``constraint T.CK: 'CHECK (A >= 0)' -> 'CHECK (A >= 1)'``.
+    """
     out: list[str] = []
     for table in sorted(set(before) | set(after)):
         if table not in after:
@@ -88,8 +136,17 @@ def diff(before: Schema, after: Schema) -> list[str]:
             out.append(f"table {table} added")
             continue
         for part in sorted(set(before[table]) | set(after[table])):
+            label = PART_LABELS.get(part, part)
             b, a = before[table].get(part, {}), after[table].get(part, {})
             for name in sorted(set(b) | set(a)):
-                if b.get(name) != a.get(name):
-                    out.append(f"{table}.{part}.{name}: {b.get(name)!r} -> {a.get(name)!r}")
+                where = f"{label} {table}.{name}"
+                if name not in a:
+                    out.append(f"{where} missing after")
+                elif name not in b:
+                    out.append(f"{where} added")
+                elif isinstance(b[name], dict) and isinstance(a[name], dict):
+                    out.extend(f"{where}: {key} {b[name].get(key)!r} -> {a[name].get(key)!r}"
+                               for key in sorted(set(b[name]) | set(a[name])) if b[name].get(key) != a[name].get(key))
+                elif b[name] != a[name]:
+                    out.append(f"{where}: {b[name]!r} -> {a[name]!r}")
     return out

@@ -97,7 +97,9 @@ def verify_run(db: Database, plan: list[Delivery], run_id: str, drain_timeout_s:
         violations.append(f"{len(acted_twice)} messages acted on more than once (e.g. {acted_twice[0]})")
     if duplicate_reports:
         violations.append(f"{duplicate_reports} duplicate reports")
-    if not duplicate_reports and not confirmed <= len(reports) <= len(both):
+    # How far the report count falls outside [confirmed, both acknowledged] (duplicates are counted above).
+    reports_off = 0 if duplicate_reports else max(confirmed - len(reports), len(reports) - len(both), 0)
+    if reports_off:
         violations.append(f"{len(reports)} reports for {confirmed} confirmed conversations "
                           f"({len(both)} with both messages acknowledged)")
     if duplicate_replies:
@@ -109,7 +111,7 @@ def verify_run(db: Database, plan: list[Delivery], run_id: str, drain_timeout_s:
         "inbox_rows": len(inbox), "distinct_ids_sent": len(sent), "distinct_ids_acked": len(acked),
         "lost": len(lost), "unexpected": len(unexpected), "unprocessed": len(unprocessed),
         "duplicates": len(acted_twice), "reports": len(reports), "confirmed_conversations": confirmed,
-        "duplicate_reports": duplicate_reports, "duplicate_replies": duplicate_replies,
+        "duplicate_reports": duplicate_reports, "reports_off": reports_off, "duplicate_replies": duplicate_replies,
         "replies_lost": len(replies_lost),
         "concurrency_retries": count_events(telemetry_path, "concurrency.retry"),
     }

@@ -34,7 +34,7 @@ from tests.conftest import ROOT
 from tests.e2e.servers import APP_SECRET, BotServer, PrivatePostgres
 
 COLUMNS = ("scenario", "requests", "faults", "5xx", "lost", "duplicated", "reports dup", "replies lost",
-           "replies dup")
+           "replies dup", "unexpected", "reports off")
 
 
 @dataclass
@@ -48,15 +48,31 @@ class Row:
     reports_dup: int = 0
     replies_lost: int = 0
     replies_dup: int = 0
+    unexpected: int = 0  # inbox rows for ids the run never sent
+    reports_off: int = 0  # reports missing for confirmed conversations, or for conversations never confirmed
     notes: list[str] = field(default_factory=list)
+
+    COUNTS = ("requests", "http_5xx", "lost", "duplicated", "reports_dup", "replies_lost", "replies_dup",
+              "unexpected", "reports_off")
+
+    @classmethod
+    def from_verify(cls, name: str, summary: dict, plan: list, result: dict, faults: int) -> "Row":
+        """A row from a load run and its verification: every verify violation counts against it."""
+        never_acked = sum(1 for d in plan if d.attempts and not d.acked)
+        return cls(name, summary["requests"], faults, summary["http_5xx"],
+                   lost=result["lost"] + result["unprocessed"] + never_acked,
+                   duplicated=result["duplicates"], reports_dup=result["duplicate_reports"],
+                   replies_lost=result["replies_lost"], replies_dup=result["duplicate_replies"],
+                   unexpected=result["unexpected"], reports_off=result["reports_off"],
+                   notes=list(result["violations"]))
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.reports_dup or self.replies_lost or self.replies_dup)
+        return not any(getattr(self, f) for f in self.COUNTS if f not in ("requests", "http_5xx"))
 
     def cells(self) -> list[str]:
-        return [self.scenario, str(self.requests), str(self.faults), str(self.http_5xx), str(self.lost),
-                str(self.duplicated), str(self.reports_dup), str(self.replies_lost), str(self.replies_dup)]
+        return [self.scenario, str(self.requests), str(self.faults), str(self.http_5xx),
+                *(str(getattr(self, f)) for f in self.COUNTS[2:])]
 
 
 def markdown(rows: list[Row]) -> str:
@@ -147,13 +163,7 @@ class Suite:
 
     def row(self, name: str, db_url: str, summary: dict, plan: list, run_id: str, faults: int) -> Row:
         result = verify_run(open_database(db_url), plan, run_id, drain_timeout_s=30)
-        never_acked = sum(1 for d in plan if d.attempts and not d.acked)
-        row = Row(name, summary["requests"], faults, summary["http_5xx"],
-                  lost=result["lost"] + result["unprocessed"] + never_acked,
-                  duplicated=result["duplicates"], reports_dup=result["duplicate_reports"],
-                  replies_lost=result["replies_lost"], replies_dup=result["duplicate_replies"],
-                  notes=result["violations"])
-        return row
+        return Row.from_verify(name, summary, plan, result, faults)
 
 
 async def _every(seconds: float, until: float, action: Callable[[], Any]) -> int:
@@ -250,7 +260,7 @@ def sqlite_two_processes(suite: Suite) -> Row:
         rows = [suite.row("7", db, *r, 0) for r in asyncio.run(both())]
         merged = Row("7 SQLite: two serve processes on one file", faults=0)
         for r in rows:
-            for f in ("requests", "http_5xx", "lost", "duplicated", "reports_dup", "replies_lost", "replies_dup"):
+            for f in Row.COUNTS:
                 setattr(merged, f, getattr(merged, f) + getattr(r, f))
             merged.notes += r.notes
         for log in (first.log, second.log):
