@@ -10,20 +10,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-install: $(BIN)/python
-	$(PIP) install -q '.[odbc]'
-
-install-test: $(BIN)/python
-	$(PIP) install -q -e '.[test]'
+# Editable installs behind stamp files: reinstalled only when pyproject.toml changes.
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 	@if command -v npm >/dev/null 2>&1 && [ -f tests/kusto/package-lock.json ]; then \
 		npm ci --prefix tests/kusto --no-audit --no-fund --loglevel=error; \
 	fi
 
-# Run the bot on the embedded SQLite default with demo data.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+# Run the bot on the embedded SQLite default with demo data. Replies go to the Graph API
+# stand-in that `botctl chat` runs on 127.0.0.1:8001, as WhatsApp would deliver them.
 run: install
 	$(BIN)/botctl migrate up
 	$(BIN)/botctl migrate status
-	$(BIN)/botctl serve --demo
+	$(BIN)/botctl serve --demo --whatsapp-url http://127.0.0.1:8001
 
 # The whole test suite, with JUnit and coverage reports in reports/, then the release gate:
 # the load test at the release note's bar and `botctl checklist` on this repository

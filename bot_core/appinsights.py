@@ -27,10 +27,11 @@ def configure_app_insights(env: Mapping[str, str] | None = None, **options: Any)
     connection_string = env.get(CONNECTION_STRING_ENV)
     if not connection_string:
         return False
-    from azure.monitor.opentelemetry import configure_azure_monitor
+    from bot_core.optional import require
 
-    configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME,
-                            enable_live_metrics=False, **options)
+    monitor = require("azure.monitor.opentelemetry", CONNECTION_STRING_ENV)
+    monitor.configure_azure_monitor(connection_string=connection_string, logger_name=LOGGER_NAME,
+                                    enable_live_metrics=False, **options)
     logging.getLogger(LOGGER_NAME).setLevel(logging.INFO)
     return True
 

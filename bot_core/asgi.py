@@ -32,18 +32,30 @@ def build_telemetry(config: Config, app_secret: str, sink_path: str | None = Non
     return Telemetry(hash_key, logger)
 
 
+LOCAL_GRAPH_TOKEN, LOCAL_GRAPH_NUMBER = "botctl-local-graph", "local"
+
+
 def build_sender(config: Config, telemetry: Telemetry):
-    """The Graph API sender when a token and phone number id are configured, else the local one."""
+    """The Graph API sender when a token and phone number id are configured, else the local one.
+
+    A ``whatsapp.base_url`` on loopback is a local stand-in (``botctl chat`` runs one): it needs
+    neither a token nor a phone number id, as the local development secret needs no real one.
+    """
+    from urllib.parse import urlsplit
+
     from bot_core.graph_sender import GraphApiSender
     from bot_core.outbox import LocalSender
+    from bot_core.secrets import is_loopback
 
     token, number = config.get("whatsapp_token"), config.get("whatsapp.phone_number_id")
+    base_url = config.get("whatsapp.base_url")
     if not token and not number:
-        return LocalSender()
+        if not is_loopback(urlsplit(base_url).hostname or "example.invalid"):
+            return LocalSender()
+        token, number = LOCAL_GRAPH_TOKEN, LOCAL_GRAPH_NUMBER
     if not (token and number):
         raise ConfigError("the Graph API sender needs both BOTCTL_WHATSAPP_TOKEN and whatsapp.phone_number_id")
-    return GraphApiSender(config.get("whatsapp.base_url"), config.get("whatsapp.api_version"), number, token,
-                          telemetry)
+    return GraphApiSender(base_url, config.get("whatsapp.api_version"), number, token, telemetry)
 
 
 def settings_from_config(config: Config, app_secret: str, verify_token: str) -> BotSettings:

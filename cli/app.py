@@ -62,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     except BrokenPipeError:
         code = 0
+    except ImportError as exc:  # an optional package or system library a command needs is missing
+        from bot_core.optional import install_hint
+
+        hint = install_hint(exc)
+        if hint is None:
+            raise
+        print(f"botctl: error: {hint}", file=sys.stderr)
+        code = 2
     if not isinstance(code, int):
         code = 0
     if argv is None:

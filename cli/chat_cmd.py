@@ -1,4 +1,4 @@
-"""botctl chat: talk to the local bot as a WhatsApp user would."""
+"""botctl chat: talk to the bot as a WhatsApp user would."""
 
 from __future__ import annotations
 
@@ -9,58 +9,94 @@ import typer
 
 from cli.common import ConfigOption, DbOption, QuietOption, config
 
+DEFAULT_LISTEN = "127.0.0.1:8001"
 
-def chat(url: Annotated[Optional[str], typer.Option("--url", help="Webhook URL of a running serve; "
-                                                     "without it a server is started in-process.")] = None,
+
+def chat(url: Annotated[Optional[str], typer.Option(
+             "--url", help="Webhook URL of a running `botctl serve` (started with --whatsapp-url "
+                           "http://LISTEN); without it a server is started in-process on --db.",
+             show_default=False)] = None,
          phone: Annotated[str, typer.Option("--phone", help="The WhatsApp number you are.")] = "5215550000001",
          script: Annotated[Optional[str], typer.Option("--script", help="Read the lines to send from "
-                                                       "this file instead of the keyboard.")] = None,
+                                                       "this file instead of the keyboard.",
+                                                       show_default=False)] = None,
+         listen: Annotated[Optional[str], typer.Option(
+             "--listen", metavar="HOST:PORT", help="Where the bot's replies arrive: a local stand-in for the "
+                                                   f"Graph API. (default with --url: {DEFAULT_LISTEN}, "
+                                                   "else a free port)", show_default=False)] = None,
          db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
-    """Send messages (or a number to pick an offered button) and print the bot's replies."""
-    from bot_core.secrets import resolve_secrets
-    from bot_core.chat import ChatSession, format_reply
+    """Talk to the bot as a WhatsApp user: send messages (a number picks an offered option), print its replies.
+
+    Deliveries are signed like Meta's; the replies come back through the Graph API, so a chat never
+    reads the server's database.
+    """
+    from bot_core.chat import ChatError, ChatSession, LocalGraph, format_reply
     from bot_core.errors import ConfigError
-    from bot_core.storage import database_from_config
+    from bot_core.secrets import resolve_secrets
     from cli.output import Console
 
     console = Console(quiet)
+    if url is not None and db is not None:
+        raise ConfigError("--db is not used with --url: the replies come from the server itself "
+                          "(through --listen), not from its database")
     cfg = config(config_path, db=db)
     if not phone.isdigit() or not 8 <= len(phone) <= 15:
         raise ConfigError("--phone must be 8 to 15 digits, as WhatsApp sends it")
+    host, port = _address(listen or (DEFAULT_LISTEN if url else "127.0.0.1:0"))
     secret, _ = resolve_secrets(cfg, "127.0.0.1")
-    database = database_from_config(cfg)
-    if script:
-        try:
-            with open(script, encoding="utf-8") as fh:
-                lines = [line.rstrip("\n") for line in fh if line.strip()]
-        except OSError as exc:
-            raise ConfigError(f"cannot read --script {script}: {exc.strerror}") from None
-    else:
-        console.info("type a message (a number picks an option; Ctrl-D to quit)")
-        lines = None
+    lines = _script_lines(script) if script else None
+    graph = LocalGraph(host, port).start()
     server = None
-    if url is None:
-        from cli.local_server import LocalServer
-
-        server = LocalServer(cfg)
-        url = server.start()
-        console.info(f"started a local bot at {url} on {database.url}")
-    session = ChatSession(url, secret, database, phone)
     try:
-        for line in lines if lines is not None else _prompt():
-            if lines is not None:
-                typer.echo(f"tú: {line}")
-            try:
-                replies = session.say(line)
-            except (RuntimeError, TimeoutError, OSError) as exc:
-                console.error(str(exc))
-                raise typer.Exit(1)
-            for reply in replies:
-                typer.echo(format_reply(reply))
+        if url is None:
+            from bot_core.storage import database_from_config
+            from cli.local_server import LocalServer
+
+            database = database_from_config(cfg)
+            server = LocalServer(cfg, graph.url)
+            url = server.start()
+            console.info(f"started a local bot at {url} on {database.url}")
+        else:
+            console.info(f"replies arrive at {graph.url} (the server must run with --whatsapp-url {graph.url})")
+        if lines is None:
+            console.info("type a message (a number picks an option; Ctrl-D to quit)")
+        session = ChatSession(url, secret, graph, phone)
+        try:
+            for line in lines if lines is not None else _prompt():
+                if lines is not None:
+                    typer.echo(f"tú: {line}")
+                try:
+                    replies = session.say(line)
+                except ChatError as exc:
+                    console.error(str(exc))
+                    raise typer.Exit(2)
+                for reply in replies:
+                    typer.echo(format_reply(reply))
+        finally:
+            session.close()
     finally:
-        session.close()
         if server is not None:
             server.stop()
+        graph.stop()
+
+
+def _address(text: str) -> tuple[str, int]:
+    from bot_core.errors import ConfigError
+
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"--listen must be HOST:PORT (e.g. {DEFAULT_LISTEN}), not {text!r}")
+    return host, int(port)
+
+
+def _script_lines(script: str) -> list[str]:
+    from bot_core.errors import ConfigError
+
+    try:
+        with open(script, encoding="utf-8") as fh:
+            return [line.rstrip("\n") for line in fh if line.strip()]
+    except OSError as exc:
+        raise ConfigError(f"cannot read --script {script}: {exc.strerror}") from None
 
 
 def _prompt():

@@ -11,8 +11,10 @@ from bot_core.config import Config
 
 
 class LocalServer:
-    def __init__(self, config: Config):
-        self.config = config
+    """``botctl chat``'s own server: sends its replies to the chat's Graph API stand-in at *whatsapp_url*."""
+
+    def __init__(self, config: Config, whatsapp_url: str):
+        self.config = config.with_overrides(whatsapp__base_url=whatsapp_url)
         self.server = None
         self.thread: threading.Thread | None = None
 

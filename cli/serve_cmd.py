@@ -17,6 +17,11 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
                                                       "or queued (answer, then process)")] = None,
           db: DbOption = None,
           demo: Annotated[bool, typer.Option("--demo", help="Migrate and seed demo Equipos first.")] = False,
+          whatsapp_url: Annotated[Optional[str], typer.Option(
+              "--whatsapp-url", metavar="URL", help="Graph API base URL the replies are sent to (setting "
+              "whatsapp.base_url). A loopback URL is a local stand-in such as `botctl chat`'s "
+              "(http://127.0.0.1:8001) and needs no token. (default: https://graph.facebook.com with "
+              "BOTCTL_WHATSAPP_TOKEN, else replies are only stored)", show_default=False)] = None,
           config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Serve the WhatsApp webhook (POST/GET /webhook, GET /healthz)."""
     from bot_core.secrets import LOCAL_DEV_SECRET, resolve_secrets
@@ -25,7 +30,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
     from cli.output import Console
 
     console = Console(quiet)
-    cfg = config(config_path, db=db, mode=mode)
+    cfg = config(config_path, db=db, mode=mode, whatsapp__base_url=whatsapp_url)
     check_choice("--mode", cfg.get("mode"), ("inline", "queued"))
     if workers < 1 or not 0 < port < 65536:
         raise ConfigError("--workers must be >= 1 and --port within 1..65535")
@@ -42,6 +47,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
     # Workers are separate processes: they read the resolved settings from the environment.
     os.environ["BOTCTL_DB"] = cfg.get("db")
     os.environ["BOTCTL_MODE"] = cfg.get("mode")
+    os.environ["BOTCTL_WHATSAPP_BASE_URL"] = cfg.get("whatsapp.base_url")
     os.environ["BOTCTL_SERVE_HOST"] = host
     if config_path:
         os.environ["BOTCTL_CONFIG"] = config_path

@@ -73,8 +73,9 @@ def make_client(credential: Any = None, **client_options: Any) -> Any:
 
     *client_options* go to the client (``transport=`` is the test seam).
     """
-    from azure.monitor.query import LogsQueryClient
+    from bot_core.optional import require
 
+    LogsQueryClient = require("azure.monitor.query", "Application Insights queries").LogsQueryClient
     if credential is None:
         from azure.identity import DefaultAzureCredential
 

@@ -115,10 +115,9 @@ class Database:
         return _SqliteConnection(conn)
 
     def _connect_odbc(self) -> Connection:
-        try:
-            import pyodbc
-        except ImportError:
-            raise ConfigError(f"{self.dialect} needs pyodbc: pip install 'botctl[odbc]'") from None
+        from bot_core.optional import require
+
+        pyodbc = require("pyodbc", self.dialect)
         conn_str, attrs = odbc_connect_args(self.url, pyodbc.drivers(), self.credential_factory,
                                             self.connect_timeout_s)
         try:
@@ -191,7 +190,8 @@ def choose_driver(installed: Sequence[str], preferred: Sequence[str], wanted: st
     for name in preferred:
         if name in installed:
             return name
-    raise ConfigError(f"no ODBC driver found for this database; install one of: {', '.join(preferred)}")
+    package = "odbc-postgresql" if preferred == POSTGRES_DRIVER_PREFERENCE else "tdsodbc (FreeTDS) or msodbcsql18"
+    raise ConfigError(f"no ODBC driver found for this database ({', '.join(preferred)}): apt-get install {package}")
 
 
 def azure_token_struct(token: str) -> bytes:
@@ -201,11 +201,10 @@ def azure_token_struct(token: str) -> bytes:
 
 
 def _default_credential(auth: str) -> Any:
-    try:
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-    except ImportError:
-        raise ConfigError("mssql token auth needs azure-identity: pip install 'botctl[azure]'") from None
-    return ManagedIdentityCredential() if auth == "msi" else DefaultAzureCredential()
+    from bot_core.optional import require
+
+    identity = require("azure.identity", "mssql token auth")
+    return identity.ManagedIdentityCredential() if auth == "msi" else identity.DefaultAzureCredential()
 
 
 def _odbc_value(value: str) -> str:

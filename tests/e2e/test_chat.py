@@ -11,6 +11,7 @@ from bot_core.storage import open_database
 from migrations.runner import MigrationRunner
 from tests.conftest import botctl
 from tests.e2e.servers import APP_SECRET, BotServer
+from tests.support.fake_http import free_port
 
 pytestmark = [pytest.mark.e2e]
 
@@ -39,15 +40,65 @@ def test_scripted_chat_with_an_in_process_server_reports_a_refrigerator(tmp_path
     assert count == 1 and "no enfría y hace ruido" in descripcion
 
 
-def test_chat_against_a_running_server(tmp_path):
+def test_chat_against_a_running_server_never_reads_its_database(tmp_path):
+    """The server on its own --db elsewhere; chat from an empty directory gets the replies through
+    its Graph API stand-in and leaves nothing behind."""
+    url = _db(tmp_path)
+    port = free_port()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with BotServer(url, tmp_path, env={"BOTCTL_WHATSAPP_BASE_URL": f"http://127.0.0.1:{port}"}) as server:
+        script = tmp_path / "s.txt"
+        script.write_text("hola\n1\n")
+        r = botctl("chat", "--url", server.url + "/webhook", "--listen", f"127.0.0.1:{port}",
+                   "--script", str(script), env={"BOTCTL_APP_SECRET": APP_SECRET}, cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert "Elige una opción" in r.stdout and "Vamos a reportar una falla de *refrigerador*" in r.stdout
+    assert list(elsewhere.iterdir()) == []  # no stray botctl.db, no lock file
+    assert "Traceback" not in r.stderr
+
+
+def test_chat_against_a_dead_server_is_one_line_exit_2(tmp_path):
+    script = tmp_path / "s.txt"
+    script.write_text("hola\n")
+    r = botctl("chat", "--url", f"http://127.0.0.1:{free_port()}/webhook", "--listen", f"127.0.0.1:{free_port()}",
+               "--script", str(script), "-q", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no server at http://127.0.0.1:" in lines[0] and "botctl serve" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and list(tmp_path.iterdir()) == [script]
+
+
+def test_chat_says_where_the_server_must_send_when_no_reply_comes(tmp_path):
+    """A server that does not send to the chat's stand-in: one line naming the setting to use."""
     url = _db(tmp_path)
     with BotServer(url, tmp_path) as server:
         script = tmp_path / "s.txt"
-        script.write_text("estado REF-20260101-DEADBEEF\n")
-        r = botctl("chat", "--url", server.url + "/webhook", "--db", url, "--script", str(script), "-q",
-                   env={"BOTCTL_APP_SECRET": APP_SECRET}, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "REF-20260101-DEADBEEF" in r.stdout
+        script.write_text("hola\n")
+        r = botctl("chat", "--url", server.url + "/webhook", "--listen", f"127.0.0.1:{free_port()}",
+                   "--script", str(script), "-q", env={"BOTCTL_APP_SECRET": APP_SECRET}, cwd=tmp_path,
+                   timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sent no reply" in lines[0] and "--whatsapp-url http://127.0.0.1:" in lines[0]
+
+
+def test_chat_with_url_refuses_a_database(tmp_path):
+    r = botctl("chat", "--url", "http://127.0.0.1:1/webhook", "--db", f"sqlite:///{tmp_path}/x.db", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--db is not used with --url" in r.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_chat_cannot_listen_on_a_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = botctl("chat", "--url", "http://127.0.0.1:1/webhook", "--listen", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--listen" in r.stderr
 
 
 def test_chat_rejects_a_bad_phone_and_a_missing_script(tmp_path):
