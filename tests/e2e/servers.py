@@ -118,9 +118,11 @@ class PrivatePostgres:
         self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         return self
 
-    def start(self) -> None:
+    def start(self, *settings: str) -> None:
+        """Start it; ``settings`` are extra ``name=value`` server settings (bench/stages.py)."""
+        extra = "".join(f" -c {s}" for s in settings)
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off{extra}", "start")
 
     def stop(self) -> None:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
