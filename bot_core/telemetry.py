@@ -20,8 +20,9 @@ import logging
 import threading
 import time
 import random
+import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, TextIO
 
 LOGGER_NAME = "botctl.events"
@@ -90,8 +91,9 @@ _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 SEVERITY = {logging.DEBUG: 0, logging.INFO: 1, logging.WARNING: 2, logging.ERROR: 3, logging.CRITICAL: 4}
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+REQUEST_EVENT = "webhook.request"
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one encoder, not one per event
+_HASH_CACHE_SIZE = 4096
 
 
 class Telemetry:
@@ -102,6 +104,7 @@ class Telemetry:
         self._hash_key = hash_key
         self.logger = logger or logging.getLogger(LOGGER_NAME)
         self.role = role
+        self._hashes: dict[str, str] = {}  # telefono -> telefono_hash, bounded
 
     def phone_hash(self, telefono: str) -> str:
         return hmac.new(self._hash_key, telefono.encode(), hashlib.sha256).hexdigest()[:16]
@@ -109,25 +112,67 @@ class Telemetry:
     def emit(self, event_name: str, *, telefono: str | None = None,
              operation_id: str | None = None, **properties: Any) -> None:
         spec = EVENTS[event_name]
-        missing = [p for p in spec.properties if p not in properties]
-        if missing:
-            raise ValueError(f"{event_name} lacks properties {missing}")
+        for prop in spec.properties:
+            if prop not in properties:
+                missing = [p for p in spec.properties if p not in properties]
+                raise ValueError(f"{event_name} lacks properties {missing}")
+        logger = self.logger
+        if not logger.isEnabledFor(spec.level):
+            return
         dims: dict[str, Any] = {"event_name": event_name}
         if telefono is not None:
-            dims["telefono_hash"] = self.phone_hash(telefono)
+            dims["telefono_hash"] = self._phone_hash_cached(telefono)
         for key, value in properties.items():
             dims[key] = value if isinstance(value, (int, float, str)) else str(value)
+        sinks = self._direct_sinks(spec.level)
+        if sinks is not None:
+            # Only JSON-lines sinks listen: write the row, no LogRecord, no handler chain.
+            message = None if event_name == REQUEST_EVENT else spec.message.format(**properties)
+            for sink in sinks:
+                sink.write_event(spec.level, message, dims, operation_id or "", self.role)
+            return
         extra = {"custom_dimensions": dims, "operation_id": operation_id or "",
                  "cloud_role": self.role}
         # Flat attributes too: the OpenTelemetry handler turns them into customDimensions
         # (custom_dimensions keeps every key, including those LogRecord reserves, like `name`).
         extra.update({k: v for k, v in dims.items() if k not in _RESERVED})
         # No exc_info, ever: handled errors must stay in `traces`, not `exceptions`.
-        self.logger.log(spec.level, spec.message.format(**properties), extra=extra)
+        logger.log(spec.level, spec.message.format(**properties), extra=extra)
+
+    def _phone_hash_cached(self, telefono: str) -> str:
+        cached = self._hashes.get(telefono)
+        if cached is None:
+            if len(self._hashes) >= _HASH_CACHE_SIZE:
+                self._hashes.clear()
+            cached = self._hashes[telefono] = self.phone_hash(telefono)
+        return cached
+
+    def _direct_sinks(self, level: int) -> list["JsonlSink"] | None:
+        """The JSON-lines sinks an event of ``level`` reaches, when nothing else needs a LogRecord.
+
+        None when any other handler (App Insights, a test capture, a console) would see
+        the record, when a filter is set, or when no handler at all would (logging's
+        last-resort handler then decides): those go through ``logging`` as before.
+        """
+        logger: logging.Logger | None = self.logger
+        if self.logger.filters:
+            return None
+        sinks: list[JsonlSink] = []
+        while logger is not None:
+            for handler in logger.handlers:
+                if level < handler.level:
+                    continue
+                if type(handler) is not JsonlSink or handler.filters:
+                    return None
+                sinks.append(handler)
+            if not logger.propagate:
+                break
+            logger = logger.parent
+        return sinks or None
 
     def request(self, *, name: str, url: str, result_code: int, duration_ms: float,
                 operation_id: str, messages: int = 0, duplicates: int = 0) -> None:
-        self.emit("webhook.request", operation_id=operation_id, name=name, url=url,
+        self.emit(REQUEST_EVENT, operation_id=operation_id, name=name, url=url,
                   resultCode=result_code, success=result_code < 400,
                   duration=round(duration_ms, 3), messages=messages, duplicates=duplicates)
 
@@ -138,12 +183,18 @@ class JsonlSink(logging.Handler):
     ``webhook.request`` records become ``requests`` rows (itemType "request");
     every other event a ``traces`` row (itemType "trace"). As in App Insights,
     customDimensions values are strings.
+
+    :class:`Telemetry` hands events straight to :meth:`write_event` when this
+    sink is the only listener; records that come through ``logging`` (another
+    handler listens too) are written by :meth:`emit`, the same way.
     """
 
-    def __init__(self, stream: TextIO, clock: Callable[[], datetime] = _utcnow, flush_every_s: float = 0.5):
+    def __init__(self, stream: TextIO, clock: Callable[[], datetime] | None = None, flush_every_s: float = 0.5):
         super().__init__(level=logging.DEBUG)
         self._stream = stream
-        self._clock = clock
+        self._clock = clock  # None: the wall clock (formatted without a datetime per event)
+        self._second = -1
+        self._second_text = ""
         self._write_lock = threading.Lock()
         # A flush per line is a syscall per event; App Insights batches too. Lines
         # reach the file within ``flush_every_s`` (and at close).
@@ -159,20 +210,40 @@ class JsonlSink(logging.Handler):
         if dims is None:
             return
         try:
-            self._stream_write(json.dumps(self.row(record, dims), ensure_ascii=False))
+            message = None if dims.get("event_name") == REQUEST_EVENT else record.getMessage()
+            self.write_event(record.levelno, message, dims, getattr(record, "operation_id", "") or "",
+                             getattr(record, "cloud_role", ""))
         except Exception:  # a broken sink must never break message processing
             self.handleError(record)
 
-    def row(self, record: logging.LogRecord, dims: dict[str, Any]) -> dict[str, Any]:
-        ts = self._clock().isoformat().replace("+00:00", "Z")
+    def write_event(self, level: int, message: str | None, dims: dict[str, Any], operation_id: str,
+                    role: str) -> None:
+        try:
+            self._stream_write(_ENCODER.encode(self.row(level, message, dims, operation_id, role)))
+        except Exception as exc:  # a broken sink must never break message processing
+            if logging.raiseExceptions:  # as logging.Handler.handleError does: say so on stderr
+                sys.stderr.write(f"--- telemetry sink error: {type(exc).__name__}: {exc}\n")
+
+    def _timestamp(self) -> str:
+        if self._clock is not None:
+            return self._clock().isoformat().replace("+00:00", "Z")
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text}.{int((now - second) * 1e6):06d}Z"
+
+    def row(self, level: int, message: str | None, dims: dict[str, Any], operation_id: str = "",
+            role: str = "") -> dict[str, Any]:
         common = {
-            "timestamp": ts,
+            "timestamp": self._timestamp(),
             "itemCount": 1,
-            "operation_Id": getattr(record, "operation_id", "") or "",
-            "cloud_RoleName": getattr(record, "cloud_role", ""),
-            "customDimensions": {k: _dimension(v) for k, v in dims.items()},
+            "operation_Id": operation_id,
+            "cloud_RoleName": role,
+            "customDimensions": {k: v if type(v) is str else _dimension(v) for k, v in dims.items()},
         }
-        if dims.get("event_name") == "webhook.request":
+        if dims.get("event_name") == REQUEST_EVENT:
             return {
                 "itemType": "request",
                 "id": f"{random.getrandbits(64):016x}",
@@ -185,8 +256,8 @@ class JsonlSink(logging.Handler):
             }
         return {
             "itemType": "trace",
-            "message": record.getMessage(),
-            "severityLevel": SEVERITY.get(record.levelno, 1),
+            "message": message,
+            "severityLevel": SEVERITY.get(level, 1),
             **common,
         }
 
