@@ -3,6 +3,11 @@
 ``create_app`` takes every dependency (database, telemetry, understanding,
 sender, the pending-migrations probe) so tests, ``botctl serve`` and the Azure
 Functions entry point each build the same app with what they have.
+
+With ``background=False`` (Azure Functions, where nothing runs between
+invocations) no loop is started: each request sends its own message's replies
+right after the commit, and the host calls :meth:`Bot.run_round` on a timer for
+what is left (the sweep and the outbox retries), the same code the loops run.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from bot_core import inbox, outbox
 from bot_core.dbexec import DbExecutor
 from bot_core.intent import IntentService, RulesIntentService
 from bot_core.outbox import Dispatcher, LocalSender, Sender
-from bot_core.processing import Processor
+from bot_core.processing import Outcome, Processor
 from bot_core.settle import Operation, settle
 from bot_core.sqltime import utcnow
 from bot_core.storage import Database
@@ -40,13 +45,25 @@ MAX_MESSAGES_PER_REQUEST = 1000  # Meta batches a handful; more is not a deliver
 
 
 @dataclass(frozen=True)
+class RoundResult:
+    swept: int  # inbox rows taken over
+    processed: int
+    sent: int  # outbox rows attempted
+
+
+@dataclass(frozen=True)
 class BotSettings:
     app_secret: str
     verify_token: str
     mode: str = "inline"  # inline | queued
     inline_deadline_s: float = 8.0
     lease_seconds: float = 30.0
-    sweep_interval_s: float = 2.0
+    # How often the sweeper and the dispatcher look for work that no commit in this
+    # process announced (other processes, expired leases). None: the lease period.
+    sweep_interval_s: float | None = None
+    outbox_poll_s: float | None = None
+    round_budget_s: float = 20.0  # one run_round() (the Functions timer)
+    sweep_batch: int = 200
     idle_minutes: int = 30
     db_threads: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
@@ -60,8 +77,9 @@ class Bot:
     def __init__(self, db: Database, settings: BotSettings, telemetry: Telemetry,
                  intent: IntentService | None = None, sender: Sender | None = None,
                  pending_migrations: Callable[[], list[str]] | None = None,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, background: bool = True):
         self.settings = settings
+        self.background = background
         self.telemetry = telemetry
         self.clock = clock
         # SQLite has one writer at a time: more threads would only queue on its busy
@@ -69,7 +87,8 @@ class Bot:
         threads = 1 if db.dialect == "sqlite" else settings.db_threads
         self.dbx = DbExecutor(db, threads=threads, inline=settings.sqlite_inline)
         self.dispatcher = Dispatcher(self.dbx, sender or LocalSender(), telemetry,
-                                     lease_seconds=settings.lease_seconds, clock=clock)
+                                     lease_seconds=settings.lease_seconds, poll_interval_s=settings.outbox_poll_s,
+                                     clock=clock)
         self.processor = Processor(self.dbx, telemetry, intent or RulesIntentService(),
                                    idle_minutes=settings.idle_minutes, lease_seconds=settings.lease_seconds,
                                    on_committed=self.dispatcher.kick, clock=clock)
@@ -82,9 +101,15 @@ class Bot:
 
     # --- lifecycle -------------------------------------------------------------
 
+    def _ensure_started(self) -> None:
+        if self._work is None:
+            self._work = asyncio.Event()
+            self._semaphore = asyncio.Semaphore(self.settings.db_threads * 2)
+
     async def start(self) -> None:
-        self._work = asyncio.Event()
-        self._semaphore = asyncio.Semaphore(self.settings.db_threads * 2)
+        self._ensure_started()
+        if not self.background:
+            return  # the host drives run_round() itself
         self._tasks = [asyncio.create_task(self.dispatcher.run(), name="outbox-dispatcher"),
                        asyncio.create_task(self._inbox_loop(), name="inbox-sweeper")]
         if self.dbx.db.dialect == "sqlite":
@@ -161,10 +186,26 @@ class Bot:
         return await self.dbx.transaction(apply)
 
     async def _process_inline(self, messages: list[InboundMessage]) -> None:
-        tasks = [self._spawn(self.processor.process(m)) for m in messages]
+        tasks = [self._spawn(self._process_and_send(m)) for m in messages]
         # Answer within the deadline; what is still running finishes in the background
         # (its inbox row is leased, so nobody else takes it meanwhile).
         await asyncio.wait(tasks, timeout=self.settings.inline_deadline_s)
+
+    async def _process_and_send(self, message: InboundMessage) -> Outcome:
+        outcome = await self.processor.process(message)
+        await self._after_commit(outcome)
+        return outcome
+
+    async def _claim_process_send(self, message_id: str) -> Outcome | None:
+        outcome = await self.processor.claim_and_process(message_id)
+        if outcome is not None:
+            await self._after_commit(outcome)
+        return outcome
+
+    async def _after_commit(self, outcome: Outcome) -> None:
+        """Without a dispatcher loop, the worker that committed the replies sends them."""
+        if not self.background and outcome.status == "processed" and outcome.replies:
+            await self.dispatcher.send_replies_of(outcome.message_id)
 
     def _spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -174,25 +215,58 @@ class Bot:
 
     # --- the sweeper / queued workers ------------------------------------------
 
+    async def sweep_once(self) -> list[asyncio.Task]:
+        """Start processing every inbox row that waits for a processor (at most one batch)."""
+        self._ensure_started()
+        assert self._semaphore is not None
+        try:
+            ids = await self.dbx.transaction(inbox.claimable_ids, self.dbx.db.dialect, self.clock(),
+                                             self.settings.sweep_batch)
+        except Exception as exc:
+            self.telemetry.emit("operation.degraded", operation="sweep_inbox", error_type=type(exc).__name__)
+            return []
+        semaphore = self._semaphore
+        tasks = []
+        for message_id in ids:
+            await semaphore.acquire()
+            task = self._spawn(self._claim_process_send(message_id))
+            task.add_done_callback(lambda _t: semaphore.release())
+            tasks.append(task)
+        return tasks
+
     async def _inbox_loop(self) -> None:
-        assert self._work is not None and self._semaphore is not None
-        interval = self.settings.sweep_interval_s
+        assert self._work is not None
+        interval = self.settings.sweep_interval_s or self.settings.lease_seconds
         while not self._stopping:
-            try:
-                ids = await self.dbx.transaction(inbox.claimable_ids, self.dbx.db.dialect, self.clock(), 200)
-            except Exception as exc:
-                self.telemetry.emit("operation.degraded", operation="sweep_inbox", error_type=type(exc).__name__)
-                ids = []
-            for message_id in ids:
-                await self._semaphore.acquire()
-                task = self._spawn(self.processor.claim_and_process(message_id))
-                task.add_done_callback(lambda _t: self._semaphore.release())
-            if len(ids) < 200:
+            tasks = await self.sweep_once()
+            if len(tasks) < self.settings.sweep_batch:
                 try:
                     await asyncio.wait_for(self._work.wait(), interval)
                 except asyncio.TimeoutError:
                     pass
                 self._work.clear()
+
+    async def run_round(self, budget_s: float | None = None) -> "RoundResult":
+        """One bounded round of what the loops do: sweep the inbox, then retry the outbox.
+
+        For hosts without a live process (the Azure Functions timer). Processing the
+        swept rows sends their replies after each commit; what is left after the
+        budget stays leased or pending for the next round.
+        """
+        budget = self.settings.round_budget_s if budget_s is None else budget_s
+        deadline = time.monotonic() + budget
+        tasks = await self.sweep_once()
+        processed = 0
+        if tasks:
+            done, _ = await asyncio.wait(tasks, timeout=budget)
+            processed = sum(1 for t in done if not t.cancelled() and t.exception() is None
+                            and t.result() is not None and t.result().status == "processed")
+        try:
+            sent = await self.dispatcher.drain(max(0.0, deadline - time.monotonic()))
+        except Exception as exc:
+            self.telemetry.emit("operation.degraded", operation="dispatch_outbox", error_type=type(exc).__name__)
+            sent = 0
+        return RoundResult(swept=len(tasks), processed=processed, sent=sent)
 
     async def _checkpoint_loop(self) -> None:
         """Move SQLite's WAL into the database off the writer thread.
@@ -200,13 +274,21 @@ class Bot:
         A checkpoint inside a commit (SQLite's automatic one) stalls every writer
         behind an fsync; run on its own connection and thread once a second, it
         overlaps with the writes instead (the GIL is released inside SQLite).
+        When the WAL file has not changed since the last round, nothing was
+        written: the round is skipped without a statement, so an idle bot is quiet.
         """
         loop = asyncio.get_running_loop()
         conn = await loop.run_in_executor(None, self.dbx.db.connect)
+        wal = self.dbx.db.url.database + "-wal"
+        checkpointed: tuple[int, int] | None = None
         running: asyncio.Future | None = None
         try:
             while not self._stopping:
                 await asyncio.sleep(1.0)
+                mark = _file_mark(wal)
+                if mark == checkpointed:
+                    continue
+                checkpointed = mark  # writes during the checkpoint change it again
                 running = loop.run_in_executor(None, _checkpoint, conn)
                 await asyncio.shield(running)
         finally:
@@ -241,8 +323,10 @@ class Bot:
 def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
                intent: IntentService | None = None, sender: Sender | None = None,
                pending_migrations: Callable[[], list[str]] | None = None,
-               clock: Callable[[], datetime] = utcnow) -> Starlette:
-    bot = Bot(db, settings, telemetry, intent, sender, pending_migrations, clock)
+               clock: Callable[[], datetime] = utcnow, background: bool = True) -> Starlette:
+    """The webhook app. ``background=False``: no loops; requests send their own replies
+    after the commit and the host calls ``app.state.bot.run_round()`` on a schedule."""
+    bot = Bot(db, settings, telemetry, intent, sender, pending_migrations, clock, background)
 
     async def verify(request: Request) -> Response:
         challenge = verification_challenge(dict(request.query_params), settings.verify_token)
@@ -310,6 +394,14 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
                     lifespan=lifespan)
     app.state.bot = bot
     return app
+
+
+def _file_mark(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _checkpoint(conn: Any) -> None:

@@ -66,6 +66,8 @@ def settings_from_config(config: Config, app_secret: str, verify_token: str) -> 
                        inline_deadline_s=config.get("inline_deadline_ms") / 1000,
                        lease_seconds=config.get("lease_seconds"),
                        sweep_interval_s=config.get("sweep_interval_seconds"),
+                       outbox_poll_s=config.get("outbox_poll_seconds"),
+                       round_budget_s=config.get("timer_budget_seconds"),
                        idle_minutes=config.get("session_idle_minutes"),
                        crash_after_ingest=config.get("fault.crash_after_ingest"))
 

@@ -50,7 +50,13 @@ FIELDS: dict[str, Field] = {
     "mode": Field(str, "inline"),
     "inline_deadline_ms": Field(int, 8000),
     "lease_seconds": Field(int, 30),
-    "sweep_interval_seconds": Field(float, 2.0),
+    # How often serve looks for work no commit of its own announced (other processes,
+    # expired leases, due retries it did not schedule); unset: every lease_seconds.
+    "sweep_interval_seconds": Field(float, help="inbox sweep interval (default: lease_seconds)"),
+    "outbox_poll_seconds": Field(float, help="outbox pick-up interval (default: lease_seconds)"),
+    # Azure Functions: the timer that runs one round of sweeping and outbox retries.
+    "timer_schedule": Field(str, "*/30 * * * * *", help="NCRONTAB schedule of the Functions timer"),
+    "timer_budget_seconds": Field(float, 20.0, help="time budget of one timer round"),
     "ai.provider": Field(str, "rules"),
     "ai.base_url": Field(str),
     "ai.model": Field(str),

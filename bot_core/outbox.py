@@ -10,7 +10,9 @@ send and record can at worst resend a reply, never lose one.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
@@ -59,24 +61,27 @@ class LocalSender:
         return SendResult(DELIVERED, wamid=f"local.{message.outbox_id}")
 
 
-def claim_batch(cur: Any, dialect: str, now: datetime, lease_until: datetime, limit: int) -> list[OutboundMessage]:
+def claim_batch(cur: Any, dialect: str, now: datetime, lease_until: datetime, limit: int,
+                origin: str | None = None) -> list[OutboundMessage]:
+    """Lease up to ``limit`` due rows; with ``origin``, only the replies to that inbound message."""
     top = f"TOP ({int(limit)}) " if dialect == "mssql" else ""
     tail = "" if dialect == "mssql" else f" LIMIT {int(limit)}"
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
     hint = " WITH (UPDLOCK, READPAST, ROWLOCK)" if dialect == "mssql" else ""
     ts = to_db(dialect, now)
+    only = "m.MensajeOrigenId = ? AND " if origin is not None else ""
     # A reply is not claimed while an earlier one to the same phone is still waiting for
     # its retry or being sent: a recipient's replies leave in the order they were written.
     cur.execute(
         f"SELECT {top}m.SalienteId, m.MensajeOrigenId, m.Secuencia, m.Telefono, m.Tipo, m.Contenido, m.Intentos "
         f"FROM MensajesSalientes m{hint} "
-        f"WHERE ((m.Estado = ? AND (m.ProximoIntento IS NULL OR m.ProximoIntento <= ?)) "
+        f"WHERE {only}((m.Estado = ? AND (m.ProximoIntento IS NULL OR m.ProximoIntento <= ?)) "
         f"OR (m.Estado = ? AND m.LeaseHasta < ?)) "
         f"AND NOT EXISTS (SELECT 1 FROM MensajesSalientes e WHERE e.Telefono = m.Telefono "
         f"AND e.SalienteId < m.SalienteId AND ((e.Estado = ? AND e.ProximoIntento > ?) "
         f"OR (e.Estado = ? AND e.LeaseHasta >= ?))) "
         f"ORDER BY m.SalienteId{tail}{lock}",
-        (PENDING, ts, SENDING, ts, PENDING, ts, SENDING, ts))
+        ((origin,) if origin is not None else ()) + (PENDING, ts, SENDING, ts, PENDING, ts, SENDING, ts))
     rows = cur.fetchall()
     if not rows:
         return []
@@ -128,19 +133,33 @@ def apply_status(cur: Any, dialect: str, wamid: str, status: str, now: datetime,
 
 
 class Dispatcher:
-    """Drains the outbox in the background; ``kick()`` after a commit wakes it at once."""
+    """Sends outbox rows through the sender and records the results.
+
+    Three ways in, one delivery path (:meth:`_deliver`):
+
+    * :meth:`send_replies_of` -- the after-commit send: the worker that committed a
+      message sends that message's own replies right away (Azure Functions, where
+      nothing runs after the invocation; any host that wants the shortest path);
+    * :meth:`run` -- the background loop of ``botctl serve``: woken by :meth:`kick`
+      after each commit in this process, and otherwise only every ``poll_interval_s``
+      (rows written by other processes, leases that expired) or when a retry that
+      this process scheduled falls due;
+    * :meth:`drain` -- one bounded round (the Functions timer).
+    """
 
     def __init__(self, dbx: DbExecutor, sender: Sender, telemetry: Telemetry, batch: int = 50,
-                 lease_seconds: float = 30.0, idle_poll_s: float = 1.0, clock: Callable[[], datetime] = utcnow):
+                 lease_seconds: float = 30.0, poll_interval_s: float | None = None,
+                 clock: Callable[[], datetime] = utcnow):
         self.dbx = dbx
         self.sender = sender
         self.telemetry = telemetry
         self.batch = batch
         self.lease = timedelta(seconds=lease_seconds)
-        self.idle_poll_s = idle_poll_s
+        self.poll_interval_s = lease_seconds if poll_interval_s is None else poll_interval_s
         self.clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._retries: list[float] = []  # heap: monotonic times of the retries this process scheduled
 
     def kick(self) -> None:
         self._wake.set()
@@ -158,14 +177,52 @@ class Dispatcher:
                 sent = 0
             if sent == 0:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
+                    await asyncio.wait_for(self._wake.wait(), self._idle_wait())
                 except asyncio.TimeoutError:
                     pass
                 self._wake.clear()
 
+    def _idle_wait(self) -> float:
+        now = time.monotonic()
+        while self._retries and self._retries[0] <= now:
+            heapq.heappop(self._retries)  # due: the drain that just ran has claimed it
+        if self._retries:
+            return min(self.poll_interval_s, self._retries[0] - now)
+        return self.poll_interval_s
+
     async def drain_once(self) -> int:
         now = self.clock()
         batch = await self.dbx.transaction(claim_batch, self.dbx.db.dialect, now, now + self.lease, self.batch)
+        return await self._deliver(batch)
+
+    async def drain(self, budget_s: float) -> int:
+        """One bounded round: batches until nothing is due or ``budget_s`` has passed."""
+        deadline = time.monotonic() + budget_s
+        total = 0
+        while time.monotonic() < deadline:
+            sent = await self.drain_once()
+            total += sent
+            if sent < self.batch:
+                break
+        return total
+
+    async def send_replies_of(self, message_id: str) -> int:
+        """The after-commit send: claim and send the replies of ``message_id`` now.
+
+        The outbox rows stay the record. A reply that cannot be claimed (an earlier one
+        to the same phone is waiting), fails or is late stays in the outbox for the
+        next drain; a database error is reported and left to it as well.
+        """
+        now = self.clock()
+        try:
+            batch = await self.dbx.transaction(claim_batch, self.dbx.db.dialect, now, now + self.lease,
+                                               self.batch, message_id)
+            return await self._deliver(batch)
+        except Exception as exc:
+            self.telemetry.emit("operation.degraded", operation="dispatch_outbox", error_type=type(exc).__name__)
+            return 0
+
+    async def _deliver(self, batch: list[OutboundMessage]) -> int:
         if not batch:
             return 0
         by_recipient: dict[str, list[OutboundMessage]] = {}
@@ -174,6 +231,10 @@ class Dispatcher:
         groups = await asyncio.gather(*(self._send_in_order(group) for group in by_recipient.values()))
         results = [pair for group in groups for pair in group]
         await self.dbx.transaction(record_results, self.dbx.db.dialect, results, self.clock())
+        now = time.monotonic()
+        for _, result in results:
+            if result.state == PENDING:  # record_results scheduled it this far ahead
+                heapq.heappush(self._retries, now + (result.retry_after_s or 1.0))
         return len(batch)
 
     async def _send_in_order(self, messages: list[OutboundMessage]) -> list[tuple[OutboundMessage, SendResult]]:

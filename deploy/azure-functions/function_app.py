@@ -4,7 +4,14 @@ Settings come from the Function App's application settings (BOTCTL_DB, BOTCTL_AP
 BOTCTL_VERIFY_TOKEN, APPLICATIONINSIGHTS_CONNECTION_STRING, ...), read by bot_core.config.
 Auth level is ANONYMOUS on purpose: Meta cannot send a function key, and the
 X-Hub-Signature-256 check is the authentication. See docs/azure-functions.md.
+
+Nothing runs between invocations here (an idle instance is frozen), so the app starts no
+background loops: each webhook request sends its own message's replies right after the
+commit, and the timer function below runs one bounded round of what `botctl serve`'s loops
+do (inbox sweep, outbox retries) with the same code.
 """
+
+import logging
 
 import azure.functions as func
 
@@ -16,5 +23,14 @@ configure_app_insights()
 config = load_config()
 # No pending-migrations probe here: migrations run from CI/CD with `botctl migrate up`,
 # and the deployable package does not ship the migrations runner.
-app = func.AsgiFunctionApp(app=instrument_asgi(create_app_from_config(config)),
-                           http_auth_level=func.AuthLevel.ANONYMOUS)
+webhook = create_app_from_config(config, background=False)
+app = func.AsgiFunctionApp(app=instrument_asgi(webhook), http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.timer_trigger(schedule=config.get("timer_schedule"), arg_name="timer", run_on_startup=False,
+                   use_monitor=True)
+async def outbox_and_sweep(timer: func.TimerRequest) -> None:
+    """One round: take over inbox rows whose lease expired, send the outbox rows that are due."""
+    result = await webhook.state.bot.run_round()
+    logging.getLogger("botctl.timer").info("timer round: %d swept, %d processed, %d sent%s", result.swept,
+                                           result.processed, result.sent, " (past due)" if timer.past_due else "")
