@@ -52,7 +52,8 @@ def chat(url: Annotated[Optional[str], typer.Option(
             from bot_core.storage import database_from_config
             from cli.local_server import LocalServer
 
-            database = database_from_config(cfg)
+            database = database_from_config(cfg, must_exist=True)
+            database.connect().close()  # a missing or unreachable database: one line, before starting
             server = LocalServer(cfg, graph.url)
             url = server.start()
             console.info(f"started a local bot at {url} on {database.url}")

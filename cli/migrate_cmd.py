@@ -16,14 +16,15 @@ from cli.common import ConfigOption, DbOption, OutputOption, QuietOption, check_
 app = typer.Typer(help="Apply, roll back and inspect schema migrations.", no_args_is_help=True)
 
 
-def _runner(db: str | None, config_path: str | None, quiet: bool):
+def _runner(db: str | None, config_path: str | None, quiet: bool, read_only: bool = False):
+    """The runner on the configured database; a read-only command never creates one."""
     from bot_core.storage import database_from_config
     from cli.output import Console
     from migrations.runner import MigrationRunner
 
     console = Console(quiet)
     cfg = config(config_path, db=db)
-    database = database_from_config(cfg, busy_timeout_ms=60_000)
+    database = database_from_config(cfg, busy_timeout_ms=60_000, must_exist=read_only)
     return MigrationRunner(database, progress=console.info,
                            before_statement=_fault_hook(cfg.get("fault.kill_migration_at"))), console
 
@@ -51,7 +52,7 @@ def status(db: DbOption = None, config_path: ConfigOption = None, output: Output
     from cli.output import render
 
     check_choice("--output", output, ("table", "json", "csv"))
-    runner, console = _runner(db, config_path, quiet)
+    runner, console = _runner(db, config_path, quiet, read_only=True)
     rows = [asdict(s) for s in runner.status()]
     render(rows, output, columns=["version", "description", "state", "applied_at", "execution_ms"])
     pending = [r for r in rows if r["state"] != "applied"]
@@ -121,7 +122,7 @@ def validate(db: DbOption = None, config_path: ConfigOption = None, output: Outp
     from cli.output import render
 
     check_choice("--output", output, ("table", "json", "csv"))
-    runner, console = _runner(db, config_path, quiet)
+    runner, console = _runner(db, config_path, quiet, read_only=True)
     problems = [asdict(p) for p in runner.validate()]
     if problems or output != "table":
         render(problems, output, columns=["kind", "version", "message"])
@@ -138,7 +139,7 @@ def baseline(db: DbOption = None, config_path: ConfigOption = None, quiet: Quiet
 @app.command()
 def repair(db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Clear failed migration rows and realign checksums (append-only: adds repair rows)."""
-    runner, console = _runner(db, config_path, quiet)
+    runner, console = _runner(db, config_path, quiet, read_only=True)
     actions = runner.repair()
     for action in actions:
         typer.echo(action)

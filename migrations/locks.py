@@ -4,12 +4,13 @@
 * postgresql: a session-level advisory lock, polled with ``pg_try_advisory_lock``
   so a waiting runner gives up with a clear message after its timeout;
 * sqlite: an exclusive ``flock`` on ``<database>.migrate-lock`` for the whole run
-  (so a second runner waits, then finds nothing to do), and every migration also
+  (so a second runner waits, then finds nothing to do; the file is removed on release), and every migration also
   runs in ``BEGIN IMMEDIATE``, re-reading the history inside it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -69,6 +70,7 @@ class MigrationLock:
         self.sqlite_path = sqlite_path
         self.held = False
         self._lock_file: Any = None
+        self._lock_path: str | None = None
 
     def acquire(self, conn: Any) -> None:
         if self.dialect == "mssql":
@@ -83,21 +85,29 @@ class MigrationLock:
         self.held = True
 
     def _acquire_file(self, path: str) -> None:
+        """flock ``path``; the holder removes it on release, so nothing is left behind.
+
+        A runner that opened the file just before the holder removed it would lock an
+        orphaned inode: after taking the lock, it checks the path is still that file.
+        """
         import fcntl
 
-        self._lock_file = open(path, "a")
         deadline = time.monotonic() + self.timeout_s
         while True:
+            handle = open(path, "a")
             try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                handle.close()
                 if time.monotonic() >= deadline:
-                    self._lock_file.close()
-                    self._lock_file = None
                     raise MigrationLockError(
                         f"another botctl migrate holds the migration lock; gave up after {self.timeout_s:.0f}s")
                 time.sleep(0.05)
+                continue
+            if _same_file(handle, path):
+                self._lock_file, self._lock_path = handle, path
+                return
+            handle.close()
 
     def _acquire_pg(self, conn: Any) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -118,6 +128,10 @@ class MigrationLock:
             return
         self.held = False
         if self._lock_file is not None:
+            try:
+                os.unlink(self._lock_path)  # removed while still held: see _acquire_file
+            except OSError:
+                pass
             self._lock_file.close()  # closing the file releases the flock
             self._lock_file = None
         try:
@@ -132,3 +146,10 @@ class MigrationLock:
         except Exception:
             # Session locks die with the connection, which the caller closes next.
             pass
+
+
+def _same_file(handle: Any, path: str) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False

@@ -41,6 +41,7 @@ class Database:
     busy_timeout_ms: int = 5000
     connect_timeout_s: int = 5
     credential_factory: Callable[[str], Any] | None = None  # mssql token auth seam
+    must_exist: bool = False  # sqlite: refuse to create the file (read-only commands, a running server's)
 
     paramstyle = "qmark"
 
@@ -100,6 +101,9 @@ class Database:
             parent = Path(path).parent
             if not parent.exists():
                 raise DatabaseUnavailable(f"cannot open {self.url}: folder {parent} does not exist")
+            if self.must_exist and not Path(path).is_file():
+                raise DatabaseUnavailable(f"database {path} does not exist (`botctl migrate up --db {self.url}` "
+                                          "creates it)")
         try:
             conn = sqlite3.connect(path, timeout=self.busy_timeout_ms / 1000,
                                    isolation_level=None, check_same_thread=False)
