@@ -2,7 +2,8 @@
 
 ``RulesIntentService`` is the offline Spanish rules understanding and the
 fallback of every AI provider (see ``bot_core.ai`` for those). It needs the
-session state, so the processor calls it inside the commit with the state it read.
+session state: the processor reads the text in every state before its transaction
+(off the event loop when long) and picks, inside, the state it read.
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ class RulesIntentService:
     @staticmethod
     def rules(text: str | None, reply_id: str | None, estado: str) -> Understanding:
         return rules.understand(text, reply_id, estado)
+
+    @staticmethod
+    def rules_in_every_state(text: str | None, reply_id: str | None) -> dict[str, Understanding]:
+        return rules.understand_in_every_state(text, reply_id)

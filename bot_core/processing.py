@@ -10,12 +10,13 @@ jitter); when retries run out the row goes back to PENDIENTE for the sweeper.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -34,6 +35,9 @@ from bot_core.telemetry import Telemetry
 from bot_core.webhook.payload import InboundMessage
 
 MAX_ATTEMPTS = 5  # processing attempts of one inbox row before it is parked as FALLIDO
+# Up to this many characters the rules cost microseconds and run on the event loop;
+# a longer text is understood on a worker thread (never inside the transaction).
+INLINE_RULES_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class Processor:
             # Outside any transaction: a slow AI provider holds no lock and no connection.
             (ai,) = await settle(self.telemetry, Operation(
                 "understand_ai", self.intent.understand(message.text, None), fallback=None))
+        if ai is None:
+            ai = await _rules_ahead(message)
         try:
             outcome = await self._commit_with_retries(message, ai)
         except ConcurrencyError:
@@ -137,7 +143,7 @@ class Processor:
         self.telemetry.emit("message.deferred", telefono=message.telefono, message_id=message.message_id,
                             reason=error[:120])
 
-    async def _commit_with_retries(self, message: InboundMessage, ai: Understanding | None) -> Outcome:
+    async def _commit_with_retries(self, message: InboundMessage, ai: Understood) -> Outcome:
         def log_retry(state: RetryCallState) -> None:
             assert state.next_action is not None
             self.telemetry.emit("concurrency.retry", telefono=message.telefono, operation="commit_transition",
@@ -160,7 +166,7 @@ class Processor:
                 return await self.dbx.transaction(self._commit, message, ai, self.clock())
         raise AssertionError("unreachable")
 
-    def _commit(self, cur: Any, message: InboundMessage, ai: Understanding | None, now: datetime) -> Outcome:
+    def _commit(self, cur: Any, message: InboundMessage, ai: Understood, now: datetime) -> Outcome:
         # First write: lock the inbox row; if another processor finished it, stop here.
         if not inbox.mark_processed(cur, self.dialect, message.message_id, now):
             return Outcome(message.message_id, "already-processed")
@@ -168,7 +174,12 @@ class Processor:
         session = stored or Session.new(message.telefono)
         # Understand against the state step() will decide in (an idle session starts over).
         estado = effective_state(session, now, self.idle_minutes)
-        understanding = ai or RulesIntentService.rules(message.text, message.reply_id, estado)
+        if isinstance(ai, Understanding):
+            understanding = ai
+        elif ai is not None and estado in ai:  # the rules' reading in every state, made before
+            understanding = ai[estado]
+        else:  # a state this code does not know (a legacy row): the rules, here
+            understanding = RulesIntentService.rules(message.text, message.reply_id, estado)
         facts = load_facts(cur, understanding, now, self.idle_minutes)
         inbound = Inbound(message.message_id, message.telefono, message.kind, message.text,
                           message.reply_id, message.timestamp)
@@ -179,6 +190,17 @@ class Processor:
             self.telemetry.emit("report.created", telefono=message.telefono, ticket=ticket, report_type=report_type)
         return Outcome(message.message_id, "processed", transition.estado_anterior, transition.estado_nuevo,
                        tuple(t for t, _ in reports), len(transition.replies))
+
+
+Understood = Understanding | Mapping[str, Understanding] | None  # the AI's, or the rules' in every state
+
+
+async def _rules_ahead(message: InboundMessage) -> Mapping[str, Understanding]:
+    """The rules understanding for every session state, outside the transaction; a long
+    text on a worker thread so the event loop keeps answering meanwhile."""
+    if message.text is None or len(message.text) <= INLINE_RULES_CHARS:
+        return RulesIntentService.rules_in_every_state(message.text, message.reply_id)
+    return await asyncio.to_thread(RulesIntentService.rules_in_every_state, message.text, message.reply_id)
 
 
 def load_facts(cur: Any, understanding: Understanding, now: datetime, idle_minutes: int) -> Facts:

@@ -4,18 +4,27 @@ Matching runs on a *folded* copy of the text (compatibility-decomposed, accents
 dropped, lower case) that keeps, for every folded character, the index of the
 original character it came from; spans found in the folded copy are cut out of
 the original, so whatever is left of the user's text reaches `problema` literally.
+
+User text is hostile (docs/security.md): every pattern here runs in linear time.
+No two quantifiers next to each other can match the same characters: each run
+of whitespace is read by one possessive quantifier (``*+``, never given back),
+optional words are grouped with the whitespace before them, every other
+quantifier is bounded, and the rules read at most :data:`MAX_TEXT_CHARS`
+characters (WhatsApp's own limit for a text body).
+tests/unit/test_rules_hostile.py feeds every entry point adversarial runs.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 
 from .model import (
     AYUDA, BTN_CANCELAR, BTN_CONFIRMAR, BTN_MENU_ESTADO, BTN_MENU_REFRI, BTN_MENU_VEHICULO,
-    CANCELAR, CONFIRMAR, CONSULTAR_ESTADO, NEGAR, OTRO, PROBLEM_STATES, REFRI_ESPERA_PROBLEMA,
-    REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO, SALUDO, VEHICULO_ESPERA_EMPLEADO,
+    CANCELAR, CONFIRMAR, CONSULTAR_ESTADO, INICIO, NEGAR, OTRO, PROBLEM_STATES, REFRI_ESPERA_PROBLEMA,
+    REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO, SALUDO, STATES, VEHICULO_ESPERA_EMPLEADO,
     Understanding,
 )  # fmt: skip
 
@@ -53,20 +62,21 @@ FILLER = {
 COMMAND_MAX_WORDS = 6
 
 _A, _D = "(?<![0-9a-z])", "(?![0-9a-z])"  # alphanumeric boundaries in folded text
+MAX_TEXT_CHARS = 4096  # a WhatsApp text body is at most 4,096 characters
 TICKET = re.compile(_A + r"((?:ref|veh)-[0-9]{8}-[0-9a-f]{8})" + _D)
 EMPLOYEE = re.compile(
-    _A + r"(?:(?:numero|num|no)\.?\s*(?:de\s+)?)?(?:empleado|nomina)\s*(?:#|:|no\.?|num\.?)?\s*"
+    _A + r"(?:(?:numero|num|no)\.?\s*+(?:de\s++)?)?(?:empleado|nomina)\s*+(?:(?:#|:|no\.?|num\.?)\s*+)?"
     r"([0-9]{4,8})" + _D
 )
-EMPLOYEE_HASH = re.compile(r"#\s*([0-9]{4,8})" + _D)
+EMPLOYEE_HASH = re.compile(r"#\s*+([0-9]{4,8})" + _D)
 _PLATE = (r"[a-z]{3}S[0-9]{3,4}|[a-z]{3}S[0-9]{2}S[0-9]{2}|[0-9]{2}S[a-z]{3}S[0-9]{1,2}"
           r"|[0-9]{3}S[a-z]{3}|[a-z]S[0-9]{2,3}S[a-z]{2,3}")  # fmt: skip
 PLATE_AFTER_WORD = re.compile(
-    _A + r"placas?\s*(?:[:#]|es\b|del vehiculo\b)?\s*(" + _PLATE.replace("S", "[- ]?") + ")" + _D
+    _A + r"placas?\s*+(?:(?:[:#]|es\b|del vehiculo\b)\s*+)?(" + _PLATE.replace("S", "[- ]?") + ")" + _D
 )
 PLATE = re.compile(_A + "(" + _PLATE.replace("S", "-?") + ")" + _D)
 SAP_AFTER_WORD = re.compile(
-    _A + r"(?:codigo\s*(?:sap)?|sap|equipo)\s*[:#]?\s*([0-9]{7,10})" + _D
+    _A + r"(?:codigo(?:\s*+sap)?|sap|equipo)\s*+(?:[:#]\s*+)?([0-9]{7,10})" + _D
 )
 SAP = re.compile(_A + r"([0-9]{7,10})" + _D)
 BARE_EMPLOYEE = re.compile(_A + r"([0-9]{4,8})" + _D)
@@ -90,11 +100,16 @@ def fold(text: str) -> tuple[str, tuple[int, ...]]:
             chars.append(char.lower())
             origin.append(index)
             continue
-        decomposed = unicodedata.normalize("NFKD", char)
-        for folded in "".join(c for c in decomposed if not unicodedata.combining(c)).lower():
+        for folded in _fold_char(char):
             chars.append(folded)
             origin.append(index)
     return "".join(chars), tuple(origin)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", char)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
 def normalise_plate(value: str) -> str:
@@ -110,8 +125,8 @@ def clean_entities(entities: Mapping[str, object]) -> dict[str, str]:
     """Entities reduced to well-formed values (whatever their source): others dropped."""
     clean: dict[str, str] = {}
     for key, value in entities.items():
-        if not isinstance(value, str):
-            continue
+        if not isinstance(value, str) or (key in VALID and len(value) > 64):
+            continue  # no well-formed code, plate or ticket is that long
         value = value.strip()
         if key == "placa":
             value = normalise_plate(value)
@@ -128,8 +143,40 @@ def understand(text: str | None, reply_id: str | None, estado: str) -> Understan
         return Understanding(INTENT_BY_REPLY_ID[reply_id], {}, 1.0, "rules")
     if not isinstance(text, str) or not text.strip():
         return Understanding(OTRO, {}, 0.0, "rules")
-    folded, origin = fold(text)
-    words = re.findall(r"[^\W_]+", folded)
+    return _understand(text, *_read(text), rules_state(estado))
+
+
+def rules_state(estado: str) -> str:
+    """The one state of ``estado``'s class: the rules cannot tell the states of a class apart."""
+    if estado in PROBLEM_STATES or estado == VEHICULO_ESPERA_EMPLEADO:
+        return estado
+    return next((prefix for prefix in ("REFRI", "VEHICULO") if estado.startswith(prefix)), "")
+
+
+def understand_in_every_state(text: str | None, reply_id: str | None) -> dict[str, Understanding]:
+    """``understand`` for every session state, the text read once: the processor runs this
+    before its transaction (and, for a long text, off the event loop) and picks the
+    understanding of the state it reads inside the transaction."""
+    if reply_id in INTENT_BY_REPLY_ID or not isinstance(text, str) or not text.strip():
+        single = understand(text, reply_id, INICIO)
+        return {estado: single for estado in STATES}
+    reading = _read(text)
+    by_class: dict[str, Understanding] = {}
+    for estado in STATES:
+        key = rules_state(estado)
+        if key not in by_class:
+            by_class[key] = _understand(text, *reading, key)
+    return {estado: by_class[rules_state(estado)] for estado in STATES}
+
+
+def _read(text: str) -> tuple[str, tuple[int, ...], list[str]]:
+    """What the patterns read: the folded first MAX_TEXT_CHARS characters (a description
+    keeps the whole text, but no pattern looks past them)."""
+    folded, origin = fold(text[:MAX_TEXT_CHARS])
+    return folded, origin, re.findall(r"[^\W_]+", folded)
+
+
+def _understand(text: str, folded: str, origin: tuple[int, ...], words: list[str], estado: str) -> Understanding:
     command = _command(folded, words, estado)
     if command:
         return Understanding(command, _ticket(folded), 0.9, "rules")
@@ -180,7 +227,8 @@ def _free_text(text: str, folded: str, origin: tuple[int, ...], words: list[str]
     vehicle_at = _first(VEHICLE_WORD, words)
     context = _context(refri_at, vehicle_at, estado)
     entities, spans = _extract(folded, estado, context)
-    problema = _remainder(text, [_original_span(span, origin, len(text)) for span in spans])
+    read = min(len(text), MAX_TEXT_CHARS)  # the folded copy covers text[:read]
+    problema = _remainder(text, [_original_span(span, origin, read) for span in spans])
     if problema and _substantive(problema):
         entities["problema"] = problema
     intent = _intent(entities, words, refri_at, vehicle_at)
@@ -248,7 +296,7 @@ def _substantive(text: str) -> bool:
     return any(
         len(w) >= 3 and w.isalpha() and w not in vocabulary
         and not REFRI_WORD.fullmatch(w) and not VEHICLE_WORD.fullmatch(w)
-        for w in re.findall(r"[^\W_]+", fold(text)[0])
+        for w in re.findall(r"[^\W_]+", fold(text[:MAX_TEXT_CHARS])[0])
     )  # fmt: skip
 
 
