@@ -55,5 +55,5 @@ def checklist(
         if r.waiver and not r.waiver["active"]:
             console.warn(f"{r.id}: the waiver by {r.waiver['approver']} has expired and is ignored")
     counts = ", ".join(f"{n} {s}" for s, n in doc["counts"].items() if n)
-    console.info(f"checklist {spec.path}: {doc['verdict'].upper()} ({counts})")
+    console.info(f"checklist {spec.path}: {doc['headline']} ({counts})")
     raise typer.Exit(doc["exit_code"])

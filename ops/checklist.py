@@ -30,6 +30,8 @@ JSON output (``--output json``, ``report()``)::
       "checklist": "checklist.yaml",              # the file evaluated
       "evaluated_at": "2025-06-01T12:00:00+00:00",
       "verdict": "ready" | "blocked" | "incomplete",
+      "headline": "READY for the automated items; 2 attestations pending (…)",  # names what was not evaluated
+      "not_evaluated": ["tech-lead-approval", …],  # attestations skipped under --automated-only
       "exit_code": 0 | 1 | 2,
       "counts": {"pass": 10, "fail": 0, "warn": 1, "skip": 0, "waived": 1, "stale": 0, "error": 0},
       "items": [
@@ -70,7 +72,7 @@ REQUIRED = object()  # evidence key without a default
 CHECKS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "migrations": {"db": (str, None)},
     "junit": {"path": (str, "reports/junit.xml"), "classnames": (list, REQUIRED),
-              "allow_skipped": (bool, True)},
+              "allow_skipped": (bool, True), "min_executed": (dict, None)},
     "coverage": {"path": (str, "reports/coverage.xml"), "min_line_rate": ((int, float), 0.80)},
     "loadtest": {"path": (str, "reports/loadtest.json"), "min_rate": ((int, float), 50.0),
                  "rate_tolerance": ((int, float), 0.05), "min_duration_s": ((int, float), 120.0),
@@ -276,7 +278,10 @@ def _evidence(where: str, check: str, given: dict[str, Any]) -> dict[str, Any]:
         if value is REQUIRED:
             raise ConfigError(f"{where}: evidence '{key}' is required for check {check}")
         wrong = (value is not None and not isinstance(value, kind)) or (isinstance(value, bool) and kind is not bool)
-        if wrong or (kind is list and not all(isinstance(v, str) for v in value)):
+        if wrong or (kind is list and not all(isinstance(v, str) for v in value)) or (
+                kind is dict and value is not None and not all(
+                    isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+                    for k, v in value.items())):
             raise ConfigError(f"{where}: evidence '{key}' has the wrong type ({value!r})")
         out[key] = value
     return out
@@ -355,7 +360,7 @@ def _evaluate_item(item: Item, base: Path, ctx: Context, now: datetime) -> ItemR
     if item.skip:
         status, detail = "skip", item.skip
     elif ctx.automated_only and item.kind == "attestation":
-        status, detail = "skip", "attestation: not evaluated under --automated-only (signed off at release)"
+        status, detail = "skip", f"{NOT_EVALUATED} under --automated-only (signed off at release)"
     else:
         try:
             status, detail, label = _EVALUATORS[item.check or "attestation"](item, source, ctx, now, label)
@@ -416,6 +421,30 @@ def verdict(results: list[ItemResult]) -> Verdict:
     return "ready", 0
 
 
+NOT_EVALUATED = "attestation: not evaluated"
+
+
+def not_evaluated(results: list[ItemResult]) -> list[ItemResult]:
+    """Attestations left to people (``--automated-only``): the verdict says nothing about them."""
+    return [r for r in results if r.status == "skip" and r.detail.startswith(NOT_EVALUATED)]
+
+
+def headline(results: list[ItemResult]) -> str:
+    """The verdict in words, naming what it did not evaluate:
+    ``READY for the automated items; 2 attestations pending (tech-lead-approval, production-backup)``."""
+    name, _ = verdict(results)
+    pending = not_evaluated(results)
+    if not pending:
+        return name.upper()
+    blockers = [r.id for r in pending if r.severity == "blocker"]
+    others = [r.id for r in pending if r.severity != "blocker"]
+    parts = [f"{len(blockers)} attestation{'s' * (len(blockers) != 1)} pending ({', '.join(blockers)})"] if blockers else []
+    if others:
+        parts.append(f"{len(others)} non-blocking not evaluated ({', '.join(others)})")
+    scope = " for the automated items" if name == "ready" else ""
+    return f"{name.upper()}{scope}; " + "; ".join(parts)
+
+
 def report(checklist: Checklist, results: list[ItemResult], now: datetime | None = None) -> dict[str, Any]:
     """The JSON document of the module docstring."""
     name, code = verdict(results)
@@ -423,6 +452,8 @@ def report(checklist: Checklist, results: list[ItemResult], now: datetime | None
         "checklist": str(checklist.path),
         "evaluated_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "verdict": name,
+        "headline": headline(results),
+        "not_evaluated": [r.id for r in not_evaluated(results)],
         "exit_code": code,
         "counts": {s: sum(r.status == s for r in results) for s in STATUSES},
         "items": [r.to_dict() for r in results],
@@ -469,17 +500,41 @@ def _migrations(item: Item, source: Any, ctx: Context, now: datetime, label: Any
     if not_applied or problems:
         return "fail", "; ".join(([f"not applied: {', '.join(not_applied)}"] if not_applied else []) +
                                  problems[:3]), label
-    return "pass", f"{len(states)} migrations applied (at {states[-1].version}), validate clean", label
+    drift = _schema_drift(runner.db) if url.dialect == "sqlite" else None
+    if drift:
+        return "fail", f"schema differs from a fresh install at {states[-1].version}: {'; '.join(drift[:3])}", label
+    compared = ", schema equals a fresh install" if drift is not None else ""
+    return "pass", f"{len(states)} migrations applied (at {states[-1].version}), validate clean{compared}", label
+
+
+def _schema_drift(db: Any) -> list[str]:
+    """The differences between ``db`` and a scratch SQLite database migrated from scratch: a
+    hand-made change, or an upgrade path that ends somewhere a fresh install does not."""
+    import tempfile
+
+    from bot_core.storage import open_database
+    from migrations.introspect import diff, introspect
+    from migrations.runner import MigrationRunner
+
+    with tempfile.TemporaryDirectory(prefix="botctl-checklist-") as folder:
+        fresh = open_database(f"sqlite:///{Path(folder) / 'fresh.db'}")
+        MigrationRunner(fresh).up()
+        return diff(introspect(fresh), introspect(db))
 
 
 def _junit(item: Item, path: Path, ctx: Context, now: datetime, label: Any) -> Outcome:
     prefixes = item.evidence["classnames"]
-    cases = [c for c in _read_xml(path).iter("testcase")
-             if any(c.get("classname", "") == p or c.get("classname", "").startswith(p + ".") for p in prefixes)]
+    cases = [c for c in _read_xml(path).iter("testcase") if any(_under(c, p) for p in prefixes)]
     if not cases:
         raise Unreadable(f"no testcases of {', '.join(prefixes)} in {label}")
     failed = [c for c in cases if c.find("failure") is not None or c.find("error") is not None]
     skipped = [c for c in cases if c.find("skipped") is not None and c not in failed]
+    # A floor of executed (not skipped) cases per classname prefix: a module-wide skip, or a
+    # suite that silently stopped being collected, cannot hide among the other cases.
+    for prefix, minimum in (item.evidence.get("min_executed") or {}).items():
+        ran = sum(1 for c in cases if c not in skipped and _under(c, prefix))
+        if ran < minimum:
+            raise Unreadable(f"only {ran} test cases of {prefix} executed, {minimum} required, so not evaluated")
     if failed:
         names = ", ".join(f"{c.get('classname')}::{c.get('name')}" for c in failed[:3])
         return "fail", f"{len(failed)} of {len(cases)} failed: {names}{' …' if len(failed) > 3 else ''}", label
@@ -488,6 +543,11 @@ def _junit(item: Item, path: Path, ctx: Context, now: datetime, label: Any) -> O
         raise Unreadable(f"{len(skipped)} of {len(cases)} skipped, so not evaluated"
                          + (f" (first: {why[:120]})" if why else ""))
     return "pass", f"{len(cases) - len(skipped)} passed" + (f", {len(skipped)} skipped" if skipped else ""), label
+
+
+def _under(case: Any, prefix: str) -> bool:
+    classname = case.get("classname", "")
+    return classname == prefix or classname.startswith(prefix + ".")
 
 
 def _coverage(item: Item, path: Path, ctx: Context, now: datetime, label: Any) -> Outcome:
@@ -562,17 +622,21 @@ def _rehearsal(item: Item, path: Path, ctx: Context, now: datetime, label: Any) 
     if not (isinstance(doc, dict) and doc.get("check") == "rollback-rehearsal"
             and isinstance(doc.get("identical"), bool)):
         raise Unreadable(f"{label} is not 'botctl migrate rehearse --evidence' output")
+    # Incomplete evidence proves nothing: without the versions it covered it cannot be told fresh.
+    missing = [k for k, kind in (("versions", list), ("steps", list), ("dialect", str), ("finished_at", str))
+               if not isinstance(doc.get(k), kind) or not doc[k]]
+    if missing:
+        raise Unreadable(f"{label} is incomplete (no {', '.join(missing)}): rehearse again")
     if not doc["identical"]:
         differing = [s["action"] for s in doc.get("steps", []) if s.get("differences")]
         return "fail", f"schemas differ after: {', '.join(differing) or '(steps not listed)'}", label
-    if "versions" in doc:  # the rehearsal must cover every migration there is now
-        from migrations.scripts import load_migrations
+    from migrations.scripts import load_migrations  # the rehearsal must cover every migration there is now
 
-        missing = [m.version_label for m in load_migrations(doc["dialect"]) if m.version_label not in doc["versions"]]
-        if missing:
-            return "fail", f"rehearsal predates migration(s) {', '.join(missing)}: rehearse again", label
-    return "pass", (f"up → down → up on {doc.get('dialect', '?')}: schemas identical "
-                    f"({len(doc.get('steps', []))} steps, {doc.get('finished_at', '?')})"), label
+    missing = [m.version_label for m in load_migrations(doc["dialect"]) if m.version_label not in doc["versions"]]
+    if missing:
+        return "fail", f"rehearsal predates migration(s) {', '.join(missing)}: rehearse again", label
+    return "pass", (f"up → down → up on {doc['dialect']}: schemas identical "
+                    f"({len(doc['steps'])} steps, {doc['finished_at']})"), label
 
 
 def _attestation(item: Item, source: Path | None, ctx: Context, now: datetime, label: Any) -> Outcome:

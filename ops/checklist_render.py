@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot_core.errors import ConfigError
-from ops.checklist import STATUSES, ItemResult, verdict
+from ops.checklist import STATUSES, ItemResult, headline
 
 ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "waived": "🟡", "stale": "⌛", "error": "❗"}
 
@@ -47,9 +47,8 @@ def render_junit(results: Sequence[ItemResult], name: str = "botctl checklist") 
 
 
 def render_markdown(results: Sequence[ItemResult], title: str = "Pre-production checklist") -> str:
-    name, _ = verdict(list(results))
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(r.status == s for r in results)))
-    lines = [f"## {title}: {name.upper()}", "", counts, "",
+    lines = [f"## {title}: {headline(list(results))}", "", counts, "",
              "| status | item | title | severity | detail |", "|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {ICONS[r.status]} {r.status} | `{r.id}` | {_cell(r.title)} | {r.severity} "

@@ -25,8 +25,12 @@ NOW = datetime(2025, 6, 10, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def ev(tmp_path) -> Path:
-    """A writable copy of the fixture evidence and its all-passing checklist."""
+    """A writable copy of the fixture evidence and its all-passing checklist; the rehearsal
+    fixture covers every migration there is now."""
+    from migrations.scripts import load_migrations
+
     shutil.copytree(FIX, tmp_path / "ev")
+    patch_json(tmp_path / "ev", "rehearsal.json", versions=[m.version_label for m in load_migrations("sqlite")])
     return tmp_path / "ev"
 
 
@@ -238,7 +242,9 @@ ITEM_TYPES = {"id": str, "title": str, "severity": str, "kind": str, "check": (s
 
 
 def assert_documented_shape(doc: dict) -> None:
-    assert set(doc) == {"checklist", "evaluated_at", "verdict", "exit_code", "counts", "items"}
+    assert set(doc) == {"checklist", "evaluated_at", "verdict", "headline", "not_evaluated", "exit_code", "counts",
+                        "items"}
+    assert doc["headline"].startswith(doc["verdict"].upper()) and isinstance(doc["not_evaluated"], list)
     assert datetime.fromisoformat(doc["evaluated_at"]).tzinfo is not None
     assert (doc["verdict"], doc["exit_code"]) in {("ready", 0), ("blocked", 1), ("incomplete", 2)}
     assert list(doc["counts"]) == list(STATUSES) and sum(doc["counts"].values()) == len(doc["items"])
