@@ -16,7 +16,7 @@ def _Path(flag: str, what: str):
 def checklist(
     file: Annotated[Optional[str], typer.Option("--file", "-f", help="Checklist file (default: checklist.yaml "
                                                 "here or in the nearest parent up to the repository root).")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table | json | junit | md")] = "table",
+    output: Annotated[str, typer.Option("--output", "-o", help="table | json | junit | md | html")] = "table",
     junit: Annotated[Optional[str], _Path("--junit", "JUnit XML of the test run")] = None,
     coverage: Annotated[Optional[str], _Path("--coverage", "Cobertura coverage XML")] = None,
     loadtest_summary: Annotated[Optional[str], _Path("--loadtest-summary", "botctl loadtest --summary JSON")] = None,
@@ -35,9 +35,9 @@ def checklist(
 
     from cli.output import Console, render
     from ops import checklist as cl
-    from ops.checklist_render import render_junit, render_markdown, write_markdown
+    from ops.checklist_render import render_html, render_junit, render_markdown, write_markdown
 
-    check_choice("--output", output, ("table", "json", "junit", "md"))
+    check_choice("--output", output, ("table", "json", "junit", "md", "html"))
     spec = cl.load_checklist(file or cl.find_checklist())
     context = cl.Context(db=db, junit=junit, coverage=coverage, loadtest_summary=loadtest_summary,
                          alerts=alerts, rehearsal=rehearsal, config_path=config_path,
@@ -47,6 +47,8 @@ def checklist(
     markdown = render_markdown(results)
     if output in ("table", "json"):
         render(doc if output == "json" else doc["items"], output, columns=["id", "severity", "status", "detail"])
+    elif output == "html":
+        typer.echo(render_html(results, source=str(spec.path), evaluated_at=doc["evaluated_at"]), nl=False)
     else:
         typer.echo(render_junit(results) if output == "junit" else markdown, nl=False)
     write_markdown(markdown, md_out, os.environ.get("GITHUB_STEP_SUMMARY"))

@@ -21,6 +21,8 @@ def loadtest(
     threshold: Annotated[Optional[list[str]], typer.Option(
         "--threshold", help="k6-style, repeatable: 'p(95)<2000', 'errors==0', 'rate>=45'.")] = None,
     summary: Annotated[Optional[str], typer.Option("--summary", help="Write the JSON summary here.")] = None,
+    html: Annotated[Optional[str], typer.Option("--html", help="Write a self-contained HTML report here "
+                                                "(charts, thresholds, --verify results).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Check DB invariants after the run (--db).")] = False,
     telemetry: Annotated[Optional[str], typer.Option("--telemetry", help="Server telemetry JSONL, "
                                                      "to count optimistic-lock retries.")] = None,
@@ -51,6 +53,10 @@ def loadtest(
     if shorten is not None and not 0 < shorten <= 1:
         raise ConfigError("--shorten must be within (0, 1]")
     thresholds = [parse_threshold(t) for t in threshold or []]
+    if html:
+        from ops.report_html import check_writable
+
+        check_writable(html)
     cfg = config(config_path, db=db)
     secret, _ = resolve_secrets(cfg, "127.0.0.1")
     database = None
@@ -77,6 +83,11 @@ def loadtest(
         with open(summary, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
     typer.echo(text)
+    if html:
+        from ops.loadtest.report import render_html
+        from ops.report_html import write
+
+        write(html, render_html(result))
     failed = [t["expression"] for t in result["thresholds"] if not t["passed"]]
     if result["verify"] is not None and not result["verify"]["ok"]:
         failed += result["verify"]["violations"]

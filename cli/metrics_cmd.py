@@ -43,6 +43,9 @@ def metrics(
     list_: Annotated[bool, typer.Option("--list", help="List the stored queries and exit.")] = False,
     show_query: Annotated[bool, typer.Option(
         "--show-query", help="Print the exact KQL each query would run, and run nothing.")] = False,
+    html: Annotated[Optional[str], typer.Option(
+        "--html", help="Also write a self-contained HTML report here: a chart per query, thresholds "
+                       "judged on their alert window and drawn.", show_default=False)] = None,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -82,6 +85,10 @@ def metrics(
             typer.echo(f"// {query.name}\n{text}")
         return
 
+    if html:
+        from ops.report_html import check_writable
+
+        check_writable(html)
     console = Console(quiet)
     settings = config(config_path)
     if source == "local":
@@ -89,8 +96,14 @@ def metrics(
     else:
         runner = lib.appinsights_runner(target, time_range, on_retry=console.warn)
     limits = {q.threshold.config_key: settings[q.threshold.config_key] for q in chosen if q.threshold}
-    runs = lib.run_queries(chosen, runner, time_range, schema=schema, bin=width, check=check, limits=limits)
+    runs = lib.run_queries(chosen, runner, time_range, schema=schema, bin=width, check=check or bool(html),
+                           limits=limits)
     _show(runs, time_range, output, console, lib.report(runs, time_range, source=source, schema=schema, now=now_at))
+    if html:
+        from ops.metrics_report import render_html
+        from ops.report_html import write
+
+        write(html, render_html(runs, time_range, source=source, schema=schema, now=now_at))
     raise typer.Exit(lib.exit_code(runs, check))
 
 

@@ -28,8 +28,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def timechart(result: QueryResult, time_range: TimeRange, bin: timedelta, width: int = 80) -> str:
-    """Sparklines: ``label  ▁▂█▁  max M at T`` per (series, numeric column)."""
+def timechart_series(result: QueryResult, time_range: TimeRange,
+                     bin: timedelta) -> tuple[list[datetime], dict[str, list[float]]]:
+    """Every bin start of the range, and per (series, numeric column) label its value in each bin
+    (0 where the query returned no row, as Kusto's timechart draws it)."""
     values = numeric_columns(result)
     series_columns = [c for c in result.columns if c != "timestamp" and c not in values]
     bins = _bin_starts(time_range, bin)
@@ -45,6 +47,12 @@ def timechart(result: QueryResult, time_range: TimeRange, bin: timedelta, width:
             line = lines_data.setdefault(label, [0.0] * len(bins))
             value = row.get(column)
             line[slot] += float(value) if _is_number(value) else 0.0
+    return bins, lines_data
+
+
+def timechart(result: QueryResult, time_range: TimeRange, bin: timedelta, width: int = 80) -> str:
+    """Sparklines: ``label  ▁▂█▁  max M at T`` per (series, numeric column)."""
+    bins, lines_data = timechart_series(result, time_range, bin)
     label_width = max((len(label) for label in lines_data), default=0)
     spark_width = max(10, width - label_width - 2)
     header = f"{iso(time_range.start)} … {iso(time_range.end)}, bin {kql_timespan(bin)}"
@@ -69,15 +77,27 @@ def sparkline(points: Sequence[float], width: int) -> str:
                    else SPARKS[0] for p in points)
 
 
-def columnchart(result: QueryResult, width: int = 80) -> str:
-    """``x  ████ value`` per row: x is the first non-numeric column (or the first column)."""
+def column_axes(result: QueryResult) -> tuple[str, str] | None:
+    """(x, y) of a columnchart: x the first non-numeric column (or the first), y the first numeric one."""
     values = numeric_columns(result)
     if not values or not result.rows:
-        return ""
+        return None
     others = [c for c in result.columns if c not in values]
     x = others[0] if others else result.columns[0]
-    y = values[0] if values[0] != x else values[-1]
-    labels = ["(none)" if r.get(x) is None else str(r.get(x)) for r in result.rows]
+    return x, values[0] if values[0] != x else values[-1]
+
+
+def column_label(value: Any) -> str:
+    return "(none)" if value is None else str(value)
+
+
+def columnchart(result: QueryResult, width: int = 80) -> str:
+    """``x  ████ value`` per row: x is the first non-numeric column (or the first column)."""
+    axes = column_axes(result)
+    if axes is None:
+        return ""
+    x, y = axes
+    labels = [column_label(r.get(x)) for r in result.rows]
     label_width = max(len(x), *(len(label) for label in labels))
     top = max(float(r.get(y) or 0) for r in result.rows)
     bar_width = max(10, width - label_width - 12)

@@ -70,3 +70,53 @@ def write_markdown(text: str, md_out: str | Path | None = None, step_summary: st
                 fh.write(text + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write the Markdown summary: {exc}") from None
+
+
+#: Glyphs every system font has (the Markdown icons are emoji, which headless browsers may lack).
+HTML_ICONS = {"pass": "✓", "fail": "✗", "warn": "⚠", "skip": "–", "waived": "≈", "stale": "✗", "error": "!"}
+STATUS_CLASS = {"pass": "ok", "fail": "bad", "error": "bad", "stale": "bad", "warn": "warn", "waived": "warn",
+                "skip": "muted"}
+
+
+def render_html(results: Sequence[ItemResult], title: str = "Pre-production checklist",
+                source: str = "checklist.yaml", evaluated_at: str = "", base: Path | None = None) -> str:
+    """The checklist as a status board: one row per item, its status, why, and a link to its evidence.
+
+    Evidence that names an existing file (relative to *base*, default the working directory)
+    links to it; an http(s) reference (an attestation's ``ref``) links as is; anything else
+    (a database URL) is shown as text.
+    """
+    from html import escape
+
+    from ops import report_html as h
+
+    name, _ = verdict(list(results))
+    counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(r.status == s for r in results)))
+    rows = []
+    for r in results:
+        css = STATUS_CLASS.get(r.status, "")
+        rows.append({
+            "status": f'<span class="{css}">{HTML_ICONS[r.status]} {escape(r.status)}</span>',
+            "item": f"<code>{escape(r.id)}</code>", "title": escape(r.title), "severity": escape(r.severity),
+            "detail": escape(r.detail) + (f"<br><span class=muted>waiver: {escape(r.waiver['reason'])} "
+                                          f"({escape(r.waiver['approver'])}, until {escape(str(r.waiver['expires']))})"
+                                          "</span>" if r.waiver else ""),
+            "evidence": evidence_link(r.evidence, base or Path.cwd()),
+        })
+    body = [h.verdict({"ready": True, "blocked": False}.get(name), f"{name.upper()} ({counts})"),
+            h.table(rows, ["status", "item", "title", "severity", "detail", "evidence"],
+                    raw=["status", "item", "title", "severity", "detail", "evidence"])]
+    return h.page(title, f"{source} · evaluated {evaluated_at}".rstrip(" ·"), body)
+
+
+def evidence_link(evidence: str | None, base: Path) -> str:
+    from html import escape
+
+    if not evidence:
+        return '<span class="muted">–</span>'
+    if evidence.startswith(("https://", "http://")):
+        return f'<a href="{escape(evidence)}">{escape(evidence)}</a>'
+    path = Path(evidence) if Path(evidence).is_absolute() else base / evidence
+    if "://" not in evidence and path.exists():
+        return f'<a href="{escape(path.resolve().as_uri())}">{escape(evidence)}</a>'
+    return f"<code>{escape(evidence)}</code>"

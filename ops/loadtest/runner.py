@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from bot_core.errors import ConfigError
 from ops.loadtest.http import HttpPool, TransportError
 from ops.loadtest.thresholds import Threshold
+from ops.loadtest.timeline import Timeline, distribution
 from ops.loadtest.traffic import Delivery, TrafficSpec, build_plan
 
 TIMEOUT_STATUS, TRANSPORT_STATUS = 598, 599  # pseudo statuses for what never got an HTTP answer
@@ -111,6 +112,8 @@ class LoadGenerator:
         self.host, self.port = parts.hostname, parts.port or 80
         self.path = parts.path or "/webhook"
         self.stats = Stats()
+        self.timeline = Timeline()
+        self._t0 = 0.0
         self.plan: list[Delivery] = []
         self._inflight = 0
         self._rng = random.Random(options.spec.seed)
@@ -123,7 +126,7 @@ class LoadGenerator:
             await pool.warm(min(spec.burst, self.o.connections))
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task] = []
-        t0 = loop.time() + 0.1
+        t0 = self._t0 = loop.time() + 0.1
         wall0 = time.perf_counter()
         reporter = asyncio.create_task(self._report_progress(t0))
         try:
@@ -151,10 +154,14 @@ class LoadGenerator:
         self._inflight += 1
         try:
             while True:
+                started = loop.time()
                 if d.sent_at is None:
-                    d.sent_at = loop.time()
+                    d.sent_at = started
                 status = await attempt(pool, self.path, d, self.o.timeout_s)
                 self.stats.record(status, loop.time() - due, measured)
+                if measured:
+                    self.timeline.record(started - self._t0, loop.time() - self._t0, status_class(status),
+                                         loop.time() - due)
                 if 200 <= status < 300:
                     d.acked = True
                     d.acked_at = loop.time()
@@ -219,6 +226,7 @@ class LoadGenerator:
             "latency_ms": latency,
             "latency_by_class": {cls: _percentiles(h) for cls, h in sorted(self.stats.by_class.items())},
             "thresholds": thresholds, "burst": burst, "verify": None,
+            "timeline": self.timeline.to_dict(), "latency_distribution": distribution(self.stats.all),
             "connections_opened": connections, "wall_s": round(wall, 3),
         }
 
