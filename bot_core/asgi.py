@@ -7,8 +7,6 @@ the caller: bot_core does not import ``migrations``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from typing import Any, Callable
 
@@ -17,13 +15,13 @@ from starlette.applications import Starlette
 from bot_core.app import BotSettings, create_app
 from bot_core.config import Config
 from bot_core.errors import ConfigError
-from bot_core.secrets import resolve_secrets
+from bot_core.secrets import is_loopback, resolve_hash_key, resolve_secrets
 from bot_core.storage import database_from_config
 from bot_core.telemetry import LOGGER_NAME, JsonlSink, Telemetry
 
-def build_telemetry(config: Config, app_secret: str, sink_path: str | None = None) -> Telemetry:
-    key = config.get("hash_key")
-    hash_key = key.encode() if key else hmac.new(app_secret.encode(), b"telefono_hash", hashlib.sha256).digest()
+def build_telemetry(config: Config, local_dev: bool, sink_path: str | None = None) -> Telemetry:
+    """Telemetry keyed by ``hash_key``: required (16+ characters) outside local development."""
+    hash_key = resolve_hash_key(config, local_dev).encode()
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(logging.INFO)
     path = sink_path or config.get("telemetry_file")
@@ -78,7 +76,7 @@ def create_app_from_config(config: Config, host: str | None = None,
     from bot_core.ai_providers import build_intent_service
 
     secret, token = resolve_secrets(config, host)
-    telemetry = build_telemetry(config, secret)
+    telemetry = build_telemetry(config, is_loopback(host))
     db = database_from_config(config)
     overrides.setdefault("intent", build_intent_service(config, telemetry))
     overrides.setdefault("sender", build_sender(config, telemetry))

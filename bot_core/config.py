@@ -44,7 +44,7 @@ FIELDS: dict[str, Field] = {
     "app_secret": Field(str, secret=True, help="Meta app secret (X-Hub-Signature-256)"),
     "verify_token": Field(str, secret=True, help="webhook verification token"),
     "whatsapp_token": Field(str, secret=True, help="Graph API bearer token"),
-    "hash_key": Field(str, secret=True, help="key of telefono_hash (defaults to one derived from app_secret)"),
+    "hash_key": Field(str, secret=True, help="key of telefono_hash, 16+ characters (required outside local development)"),
     "telemetry_file": Field(str, "botctl-telemetry.jsonl", help="local JSON-lines telemetry"),
     "session_idle_minutes": Field(int, 30),
     "mode": Field(str, "inline"),

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, TextIO
 
+from bot_core.files import open_private_append
+
 LOGGER_NAME = "botctl.events"
 
 
@@ -94,6 +96,7 @@ SEVERITY = {logging.DEBUG: 0, logging.INFO: 1, logging.WARNING: 2, logging.ERROR
 REQUEST_EVENT = "webhook.request"
 _ENCODER = json.JSONEncoder(ensure_ascii=False)  # one encoder, not one per event
 _HASH_CACHE_SIZE = 4096
+HASH_HEX_CHARS = 32  # telefono_hash: 128 bits (docs/kql.md)
 
 
 class Telemetry:
@@ -107,7 +110,9 @@ class Telemetry:
         self._hashes: dict[str, str] = {}  # telefono -> telefono_hash, bounded
 
     def phone_hash(self, telefono: str) -> str:
-        return hmac.new(self._hash_key, telefono.encode(), hashlib.sha256).hexdigest()[:16]
+        """HMAC-SHA256 under ``hash_key`` (its own secret, not the app secret), 128 bits in hex."""
+        digest = hmac.new(self._hash_key, telefono.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return digest.hexdigest()[:HASH_HEX_CHARS]
 
     def emit(self, event_name: str, *, telefono: str | None = None,
              operation_id: str | None = None, **properties: Any) -> None:
@@ -203,7 +208,7 @@ class JsonlSink(logging.Handler):
 
     @classmethod
     def to_file(cls, path: str) -> "JsonlSink":
-        return cls(open(path, "a", encoding="utf-8", buffering=1 << 16))
+        return cls(open_private_append(path, buffering=1 << 16))
 
     def emit(self, record: logging.LogRecord) -> None:
         dims = getattr(record, "custom_dimensions", None)

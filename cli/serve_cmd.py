@@ -24,7 +24,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
               "BOTCTL_WHATSAPP_TOKEN, else replies are only stored)", show_default=False)] = None,
           config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Serve the WhatsApp webhook (POST/GET /webhook, GET /healthz)."""
-    from bot_core.secrets import LOCAL_DEV_SECRET, resolve_secrets
+    from bot_core.secrets import LOCAL_DEV_SECRET, is_loopback, resolve_hash_key, resolve_secrets
     from bot_core.errors import ConfigError
     from bot_core.storage import database_from_config
     from cli.output import Console
@@ -35,6 +35,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
     if workers < 1 or not 0 < port < 65536:
         raise ConfigError("--workers must be >= 1 and --port within 1..65535")
     secret, _ = resolve_secrets(cfg, host)  # refuses a non-loopback host without secrets
+    resolve_hash_key(cfg, is_loopback(host))  # ... and without the key of telefono_hash
     if secret == LOCAL_DEV_SECRET:
         console.warn("BOTCTL_APP_SECRET is not set: using the local development secret (loopback only)")
     database = database_from_config(cfg)

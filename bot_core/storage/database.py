@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from bot_core.errors import ConfigError, DatabaseUnavailable
+from bot_core.files import create_private
 from bot_core.storage.url import DatabaseURL, parse_db_url
 
 # SQL_COPT_SS_ACCESS_TOKEN: pre-connect attribute carrying an Entra ID access token.
@@ -105,6 +106,8 @@ class Database:
                 raise DatabaseUnavailable(f"database {path} does not exist (`botctl migrate up --db {self.url}` "
                                           "creates it)")
         try:
+            if path != ":memory:" and not path.startswith("file:"):
+                create_private(path)  # SQLite gives its -wal and -shm files the same mode
             conn = sqlite3.connect(path, timeout=self.busy_timeout_ms / 1000,
                                    isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")

@@ -18,12 +18,18 @@ import azure.functions as func
 from bot_core.appinsights import configure_app_insights, instrument_asgi
 from bot_core.asgi import create_app_from_config
 from bot_core.config import load_config
+from bot_core.errors import BotctlError
 
 configure_app_insights()
-config = load_config()
-# No pending-migrations probe here: migrations run from CI/CD with `botctl migrate up`,
-# and the deployable package does not ship the migrations runner.
-webhook = create_app_from_config(config, background=False)
+try:
+    config = load_config()
+    # No pending-migrations probe here: migrations run from CI/CD with `botctl migrate up`,
+    # and the deployable package does not ship the migrations runner. No host either: this
+    # is never local development, so it refuses to start without BOTCTL_APP_SECRET,
+    # BOTCTL_VERIFY_TOKEN and BOTCTL_HASH_KEY.
+    webhook = create_app_from_config(config, background=False)
+except BotctlError as exc:
+    raise SystemExit(f"botctl: {exc}") from None
 app = func.AsgiFunctionApp(app=instrument_asgi(webhook), http_auth_level=func.AuthLevel.ANONYMOUS)
 
 

@@ -83,7 +83,7 @@ def test_opentelemetry_log_records_carry_the_dimensions_the_queries_read():
     retry = by_event["concurrency.retry"]
     assert str(retry.body) == "[ConcurrencyRetry] Intento 1/3 falló, reintentando en 52ms"
     assert retry.attributes["operation"] == "commit_transition" and retry.attributes["delay_ms"] == 52
-    assert len(retry.attributes["telefono_hash"]) == 16
+    assert len(retry.attributes["telefono_hash"]) == 32  # 128 bits
     assert "5215550001234" not in json.dumps({k: str(v) for r in records for k, v in r.attributes.items()})
     assert by_event["ai.timeout"].attributes["operation"] == "extractStructuredData"
     assert str(by_event["ai.timeout"].body) == "[Timeout] extractStructuredData excedió 4000ms, usando fallback"
