@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bot_core.errors import ConfigError
-from ops.checklist import STATUSES, ItemResult, headline
+from ops.checklist import STATUSES, ItemResult, headline, verdict
 
 ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "waived": "🟡", "stale": "⌛", "error": "❗"}
 
@@ -103,7 +103,7 @@ def render_html(results: Sequence[ItemResult], title: str = "Pre-production chec
                                           "</span>" if r.waiver else ""),
             "evidence": evidence_link(r.evidence, base or Path.cwd()),
         })
-    body = [h.verdict({"ready": True, "blocked": False}.get(name), f"{name.upper()} ({counts})"),
+    body = [h.verdict({"ready": True, "blocked": False}.get(name), f"{headline(list(results))} ({counts})"),
             h.table(rows, ["status", "item", "title", "severity", "detail", "evidence"],
                     raw=["status", "item", "title", "severity", "detail", "evidence"])]
     return h.page(title, f"{source} · evaluated {evaluated_at}".rstrip(" ·"), body)
