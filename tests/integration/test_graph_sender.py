@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -216,3 +216,34 @@ def test_a_later_reply_waits_behind_an_earlier_one_still_due_for_retry(db):
         attempts = dict(cur.fetchall())
         conn.rollback()
     assert attempts == {"wamid.A": 2, "wamid.B": 1, "wamid.C": 1}
+
+
+def _claim(db, now, limit=10):
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            return [(m.message_id, m.telefono) for m in
+                    outbox.claim_batch(cur, db.dialect, now, now + timedelta(seconds=30), limit)]
+
+
+def _record_sent(db, origin, now):
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            cur.execute("UPDATE MensajesSalientes SET Estado = 'ENVIADO', LeaseHasta = NULL WHERE MensajeOrigenId = ?",
+                        (origin,))
+
+
+def test_a_later_reply_is_held_while_an_earlier_one_is_in_flight(db):
+    """An earlier reply leased by a dispatcher (ENVIANDO, lease live) holds the same phone's later
+    replies, whoever claims next: another dispatcher must not overtake it."""
+    MigrationRunner(db).up()
+    _outbox_rows(db, [("wamid.A", 1, TEL)])
+    assert _claim(db, NOW) == [("wamid.A", TEL)]                      # A1 in flight until NOW + 30 s
+    _outbox_rows(db, [("wamid.B", 1, TEL), ("wamid.C", 1, OTHER)])
+    assert _claim(db, NOW + timedelta(seconds=1)) == [("wamid.C", OTHER)]   # B1 held behind A1
+    _record_sent(db, "wamid.C", NOW)
+    assert _claim(db, NOW + timedelta(seconds=29)) == []                    # still held: lease live
+    # The sender died: once A1's lease expires it is claimed again, ahead of B1.
+    assert _claim(db, NOW + timedelta(seconds=31), limit=1) == [("wamid.A", TEL)]
+    assert _claim(db, NOW + timedelta(seconds=32)) == []                    # A1 in flight again
+    _record_sent(db, "wamid.A", NOW)
+    assert _claim(db, NOW + timedelta(seconds=33)) == [("wamid.B", TEL)]
