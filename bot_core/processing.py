@@ -4,8 +4,9 @@ The commit is one transaction whose first write moves the inbox row from
 PROCESANDO to PROCESADO (only one processor can), then reads the session with
 its version, runs the pure ``step()``, and writes the session conditionally,
 the chat and audit history, the report and the outbox rows. A version conflict
-rolls all of it back and is retried (tenacity: 3 attempts, 50/100/200 ms with
-jitter); when retries run out the row goes back to PENDIENTE for the sweeper.
+rolls all of it back and is retried (tenacity: 3 attempts, so 2 waits, 50 then
+100 ms with up to 25 % jitter; see RetryPolicy); when the attempts run out the row
+goes back to PENDIENTE for the sweeper.
 """
 
 from __future__ import annotations
@@ -42,15 +43,26 @@ INLINE_RULES_CHARS = 256
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Phase-1 fix 1.1: 3 attempts, 50 -> 100 -> 200 ms, each with up to 25 % jitter."""
+    """Phase-1 fix 1.1: 3 attempts in all, so 2 waits: 50 then 100 ms, each with up to 25 % jitter.
+
+    The release note's "50 -> 100 -> 200 ms, 3 attempts" and its log line "Intento 1/3 falló,
+    reintentando en 52ms" count attempts: after the third failure there is nothing left to wait
+    for (its 200 ms would only delay the deferral to the sweeper). docs/design-notes.md says so.
+    """
 
     attempts: int = 3
     base_ms: float = 50.0
     jitter: float = 0.25
 
+    def schedule_ms(self) -> list[float]:
+        """The waits before each retry, without jitter: ``[50, 100]`` for 3 attempts."""
+        return [self.base_ms * 2 ** (n - 1) for n in range(1, self.attempts)]
+
     def delay_ms(self, retry_number: int, rng: Callable[[], float] = random.random) -> int:
-        base = self.base_ms * (2 ** (retry_number - 1))
-        return int(base * (1 + self.jitter * rng()))
+        """The wait after failed attempt ``retry_number`` (1 .. attempts - 1), jitter included."""
+        if not 1 <= retry_number < self.attempts:
+            raise ValueError(f"no wait after attempt {retry_number} of {self.attempts}")
+        return int(self.schedule_ms()[retry_number - 1] * (1 + self.jitter * rng()))
 
 
 @dataclass(frozen=True)
@@ -151,7 +163,9 @@ class Processor:
                                 delay_ms=int(state.next_action.sleep * 1000))
 
         def wait(state: RetryCallState) -> float:
-            return self.retry.delay_ms(state.attempt_number) / 1000
+            # tenacity asks for the wait before it checks stop: after the last attempt there is none.
+            n = state.attempt_number
+            return self.retry.delay_ms(n) / 1000 if n < self.retry.attempts else 0.0
 
         def on_conflict(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None

@@ -156,7 +156,34 @@ def test_retries_exhausted_leave_the_row_for_the_sweeper(setup, monkeypatch):
     assert asyncio.run(Processor(dbx, telemetry).claim_and_process("wamid.P1")) is None
 
 
-def test_retry_policy_delays_follow_the_release_note():
+def test_retry_policy_is_three_attempts_with_two_waits():
+    """The release note's "3 attempts" counts attempts: waits of 50 and 100 ms, none after the third."""
     policy = RetryPolicy()
-    assert [policy.delay_ms(n, rng=lambda: 0.0) for n in (1, 2, 3)] == [50, 100, 200]
-    assert [policy.delay_ms(n, rng=lambda: 0.999) for n in (1, 2, 3)] == [62, 124, 249]
+    assert policy.schedule_ms() == [50, 100]
+    assert [policy.delay_ms(n, rng=lambda: 0.0) for n in (1, 2)] == [50, 100]
+    assert [policy.delay_ms(n, rng=lambda: 0.999) for n in (1, 2)] == [62, 124]
+    for never in (0, 3):
+        with pytest.raises(ValueError):
+            policy.delay_ms(never)
+    assert RetryPolicy(attempts=4).schedule_ms() == [50, 100, 200]
+
+
+def test_exhausted_retries_wait_twice_and_log_each_retry(setup, monkeypatch):
+    db, dbx, telemetry, capture = setup
+    message = InboundMessage("wamid.P1", TEL, "text", NOW, text="hola")
+    ingest(dbx, message)
+    tries = []
+
+    def always_conflict(cur, dialect, before, exists, transition, now):
+        tries.append(now)
+        raise processing.ConcurrencyError("save_session", before.version)
+
+    monkeypatch.setattr(processing, "save_session", always_conflict)
+    assert asyncio.run(Processor(dbx, telemetry).process(message)).status == "deferred"
+    retries = capture.events("concurrency.retry")
+    assert len(tries) == 3 and len(retries) == 2
+    assert [r.getMessage().split(" reintentando")[0] for r in retries] == [
+        "[ConcurrencyRetry] Intento 1/3 falló,", "[ConcurrencyRetry] Intento 2/3 falló,"]
+    delays = [r.custom_dimensions["delay_ms"] for r in retries]
+    assert 50 <= delays[0] <= 62 and 100 <= delays[1] <= 125, delays
+    assert capture.events("concurrency.exhausted")[0].custom_dimensions["attempts"] == 3
