@@ -46,6 +46,8 @@ from typing import Any, Callable, Iterator
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.child import running  # noqa: E402
+
 SECRET = "bench-secret"
 PROBE_ROLE = "stages_probe"
 
@@ -218,36 +220,16 @@ async def send_all(url: str, batch: list[tuple[bytes, dict[str, str]]], concurre
 
 @contextmanager
 def child_server(db_url: str, workdir: str) -> Iterator[str]:
-    import httpx
-
     from tests.support.fake_http import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}
     env.update({"BOTCTL_APP_SECRET": SECRET, "BOTCTL_VERIFY_TOKEN": "bench", "BOTCTL_DB": db_url,
                 "BOTCTL_TELEMETRY_FILE": os.path.join(workdir, "telemetry.jsonl"), "PYTHONPATH": ROOT})
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", str(port)], env=env,
-                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode()[-2000:])
-            try:
-                httpx.get(url + "/bench/stats", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the bench server did not come up") from None
-                time.sleep(0.1)
+    with running([sys.executable, os.path.abspath(__file__), "--serve", str(port)], env, workdir,
+                 url + "/bench/stats"):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 class Probe:

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot_core import inbox, outbox
+from bot_core import inbox, outbox, pending_work
 from bot_core.dbexec import DbExecutor
 from bot_core.intent import IntentService, RulesIntentService
 from bot_core.outbox import Dispatcher, LocalSender, Sender
@@ -58,8 +58,9 @@ class BotSettings:
     mode: str = "inline"  # inline | queued
     inline_deadline_s: float = 8.0
     lease_seconds: float = 30.0
-    # How often the sweeper and the dispatcher look for work that no commit in this
-    # process announced (other processes, expired leases). None: the lease period.
+    # The sweeper and the dispatcher run when a commit in this process or the look-out
+    # (bot_core.pending_work, every lease_seconds at most) wakes them. These two make
+    # them also poll on their own at a fixed interval, as they used to (None: never).
     sweep_interval_s: float | None = None
     outbox_poll_s: float | None = None
     round_budget_s: float = 20.0  # one run_round() (the Functions timer)
@@ -111,7 +112,8 @@ class Bot:
         if not self.background:
             return  # the host drives run_round() itself
         self._tasks = [asyncio.create_task(self.dispatcher.run(), name="outbox-dispatcher"),
-                       asyncio.create_task(self._inbox_loop(), name="inbox-sweeper")]
+                       asyncio.create_task(self._inbox_loop(), name="inbox-sweeper"),
+                       asyncio.create_task(self._lookout_loop(), name="pending-work-lookout")]
         if self.dbx.db.dialect == "sqlite":
             self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint"))
 
@@ -236,7 +238,7 @@ class Bot:
 
     async def _inbox_loop(self) -> None:
         assert self._work is not None
-        interval = self.settings.sweep_interval_s or self.settings.lease_seconds
+        interval = self.settings.sweep_interval_s  # None: only when woken
         while not self._stopping:
             tasks = await self.sweep_once()
             if len(tasks) < self.settings.sweep_batch:
@@ -245,6 +247,32 @@ class Bot:
                 except asyncio.TimeoutError:
                     pass
                 self._work.clear()
+
+    async def _lookout_loop(self) -> None:
+        """Wake the sweeper and the dispatcher for work no commit of this process announced.
+
+        One autocommit statement per look (see ``bot_core.pending_work``), at least every
+        lease period, sooner when it knows something falls due earlier (a lease expiring,
+        a retry time): an idle bot costs a couple of statements a minute.
+        """
+        assert self._work is not None
+        interval = self.settings.lease_seconds
+        while not self._stopping:
+            wait = interval
+            try:
+                due = await self.dbx.read(pending_work.next_due)
+            except Exception as exc:
+                self.telemetry.emit("operation.degraded", operation="sweep_inbox", error_type=type(exc).__name__)
+                due = pending_work.NextDue(None, None)
+            now = self.clock()
+            for when, wake in ((due.inbox, self._work.set), (due.outbox, self.dispatcher.kick)):
+                if when is None:
+                    continue
+                if when <= now:
+                    wake()
+                else:  # look again when it falls due (plus a little, so it has)
+                    wait = min(wait, (when - now).total_seconds() + 0.05)
+            await asyncio.sleep(wait)
 
     async def run_round(self, budget_s: float | None = None) -> "RoundResult":
         """One bounded round of what the loops do: sweep the inbox, then retry the outbox.

@@ -58,9 +58,16 @@ class DbExecutor:
 
     def run_transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """Synchronously: ``fn(cursor, *args)`` inside one transaction on this thread's connection."""
+        return self._on_connection(self.db.transaction, fn, *args)
+
+    def run_read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Synchronously: ``fn(cursor, *args)`` as one autocommit read on this thread's connection."""
+        return self._on_connection(self.db.autocommit_read, fn, *args)
+
+    def _on_connection(self, scope: Callable[[Any], Any], fn: Callable[..., T], *args: Any) -> T:
         conn = self._connection()
         try:
-            with self.db.transaction(conn) as cur:
+            with scope(conn) as cur:
                 return fn(cur, *args)
         except BotctlError:
             raise
@@ -70,6 +77,16 @@ class DbExecutor:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(f"database error: {_one_line(exc)}") from None
             raise
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read-only statement outside a transaction (see ``Database.autocommit_read``)."""
+        if self.inline:
+            if self._inline_conn is None:
+                self._inline_conn = self._inline_db.connect()
+            with self.db.autocommit_read(self._inline_conn) as cur:
+                return fn(cur, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.run_read, fn, *args)
 
     def _run_inline(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline_conn is None:

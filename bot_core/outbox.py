@@ -141,9 +141,10 @@ class Dispatcher:
       message sends that message's own replies right away (Azure Functions, where
       nothing runs after the invocation; any host that wants the shortest path);
     * :meth:`run` -- the background loop of ``botctl serve``: woken by :meth:`kick`
-      after each commit in this process, and otherwise only every ``poll_interval_s``
-      (rows written by other processes, leases that expired) or when a retry that
-      this process scheduled falls due;
+      (after each commit in this process, or by the look-out that finds work other
+      processes left, see ``bot_core.pending_work``) and when a retry this process
+      scheduled falls due; with ``poll_interval_s`` also every so often (the old
+      polling, kept as a setting for comparison);
     * :meth:`drain` -- one bounded round (the Functions timer).
     """
 
@@ -155,7 +156,7 @@ class Dispatcher:
         self.telemetry = telemetry
         self.batch = batch
         self.lease = timedelta(seconds=lease_seconds)
-        self.poll_interval_s = lease_seconds if poll_interval_s is None else poll_interval_s
+        self.poll_interval_s = poll_interval_s
         self.clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -182,13 +183,14 @@ class Dispatcher:
                     pass
                 self._wake.clear()
 
-    def _idle_wait(self) -> float:
+    def _idle_wait(self) -> float | None:
+        """Seconds until this process has a reason to look again without a kick (None: never)."""
         now = time.monotonic()
         while self._retries and self._retries[0] <= now:
             heapq.heappop(self._retries)  # due: the drain that just ran has claimed it
-        if self._retries:
-            return min(self.poll_interval_s, self._retries[0] - now)
-        return self.poll_interval_s
+        waits = [w for w in (self.poll_interval_s, self._retries[0] - now if self._retries else None)
+                 if w is not None]
+        return min(waits) if waits else None
 
     async def drain_once(self) -> int:
         now = self.clock()

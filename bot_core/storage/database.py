@@ -84,6 +84,23 @@ class Database:
                 pass
 
     @contextmanager
+    def autocommit_read(self, conn: Connection) -> Iterator[Any]:
+        """A cursor for one read-only statement outside any transaction: no BEGIN/COMMIT
+        round trips (an idle bot's periodic look for work is one statement, not three)."""
+        odbc = self.dialect != "sqlite"  # our SQLite connections are in autocommit mode already
+        if odbc:
+            conn.autocommit = True
+        cur = conn.cursor()
+        try:
+            yield cur
+        finally:
+            try:
+                cur.close()
+            finally:
+                if odbc:
+                    conn.autocommit = False
+
+    @contextmanager
     def connection(self) -> Iterator[Connection]:
         conn = self.connect()
         try:

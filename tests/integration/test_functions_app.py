@@ -25,7 +25,7 @@ func = pytest.importorskip("azure.functions", reason="azure-functions (the azure
 from azure.functions.meta import Datum  # noqa: E402
 from azure.functions.timer import TimerRequestConverter  # noqa: E402
 SECRET = "functions-app-secret-0123456789"
-LOOPS = {"outbox-dispatcher", "inbox-sweeper", "sqlite-checkpoint"}
+LOOPS = {"outbox-dispatcher", "inbox-sweeper", "sqlite-checkpoint", "pending-work-lookout"}
 ALICE, BOB = "5215550001111", "5215550002222"
 
 
