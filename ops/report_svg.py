@@ -38,6 +38,8 @@ class Series:
     #: (x, y) pairs in x order; a y of None leaves a gap.
     points: Sequence[tuple[float, float | None]]
     color: str | None = None
+    #: Stroke width: a wide pale series stays visible under a thin one that follows it.
+    stroke: float = 1.8
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def line_chart(series: Sequence[Series], *, title: str, x_format: Callable[[floa
         color = s.color or PALETTE[index % len(PALETTE)]
         pts = [(px(x), py(y)) if y is not None else None for x, y in s.points]
         parts.append(f'<path class="series" data-label="{escape(s.label)}" fill="none" stroke="{color}" '
-                     f'stroke-width="1.8" d="{_path(pts, step)}"><title>{escape(s.label)}</title></path>')
+                     f'stroke-width="{s.stroke}" d="{_path(pts, step)}"><title>{escape(s.label)}</title></path>')
         if sum(p is not None for p in pts) <= 120:
             parts += [f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="2.2" fill="{color}"/>' for p in pts if p
                       for x, y in [p]]

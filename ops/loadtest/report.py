@@ -60,7 +60,7 @@ def _timeline(summary: dict[str, Any]) -> dict[str, Any]:
 def _rps_chart(summary: dict[str, Any]) -> str:
     tl = _timeline(summary)
     seconds = tl["second"]
-    series = [svg.Series("sent", list(zip(seconds, tl["sent"]))),
+    series = [svg.Series("sent", list(zip(seconds, tl["sent"])), "#9ecae1", stroke=5.0),
               svg.Series("acknowledged (2xx)", list(zip(seconds, tl["acked"])), "#2ca02c")]
     rules = [svg.Rule(float(summary["rate_target"]), f"target {summary['rate_target']:g}/s")] \
         if summary.get("rate_target") else []
