@@ -9,7 +9,9 @@ all through one circuit breaker per provider:
 
 ``understand`` runs detectIntent and extractStructuredData concurrently and
 returns None when either fell back, so the offline rules decide (with the
-session state) instead of a guess. The model's JSON is validated strictly:
+session state) instead of a guess. The processor calls interpretTerm after
+that, at the menu, for a fault whose kind no one could tell (see
+``Processor._interpret_kind``). The model's JSON is validated strictly:
 anything unexpected is an error, and an error is a fallback.
 """
 

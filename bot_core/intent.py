@@ -24,6 +24,10 @@ class IntentService(Protocol):
         """An understanding, or None to let the rules decide with the session state."""
         ...
 
+    async def interpret_term(self, term: str, estado: str | None = None) -> str | None:
+        """What kind of equipment a free-text term names (REFRIGERADOR, VEHICULO), or None."""
+        ...
+
 
 class RulesIntentService:
     provider = "rules"
@@ -31,6 +35,9 @@ class RulesIntentService:
 
     async def understand(self, text: str | None, estado: str | None) -> Understanding | None:
         return None  # the processor applies the rules with the state it reads in the commit
+
+    async def interpret_term(self, term: str, estado: str | None = None) -> str | None:
+        return None  # the rules' own vocabulary already had its say
 
     @staticmethod
     def rules(text: str | None, reply_id: str | None, estado: str) -> Understanding:

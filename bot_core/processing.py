@@ -15,14 +15,15 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from bot_core import inbox
-from bot_core.conversation.model import (CreateReport, Equipo, Facts, Inbound, ReportStatus, Session,
+from bot_core.conversation.model import (INICIO, OTRO, REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO,
+                                         STATES, CreateReport, Equipo, Facts, Inbound, ReportStatus, Session,
                                          Transition, Understanding)
 from bot_core.conversation.step import effective_state, needed_lookups, step
 from bot_core.dbexec import DbExecutor
@@ -39,6 +40,8 @@ MAX_ATTEMPTS = 5  # processing attempts of one inbox row before it is parked as 
 # Up to this many characters the rules cost microseconds and run on the event loop;
 # a longer text is understood on a worker thread (never inside the transaction).
 INLINE_RULES_CHARS = 256
+# interpretTerm is about a term, not a story: the model sees at most this much of the text.
+INTERPRET_TERM_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Processor:
                 "understand_ai", self.intent.understand(message.text, None), fallback=None))
         if ai is None:
             ai = await _rules_ahead(message)
+        if self.intent.remote and message.reply_id is None and message.text:
+            ai = await self._interpret_kind(message.text, ai)
         try:
             outcome = await self._commit_with_retries(message, ai)
         except ConcurrencyError:
@@ -146,6 +151,22 @@ class Processor:
                                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
             self.on_committed()
         return outcome
+
+    async def _interpret_kind(self, text: str, ai: Understood) -> Understood:
+        """The release note's interpretTerm. At the menu (INICIO), a fault whose kind neither the
+        model nor the rules could tell ("se descompuso la vitrina": REPORTAR_FALLA, or OTRO with a
+        description) asks the model what the term names, outside any transaction and under its
+        own deadline (3 s). Its fallback (None) leaves the understanding as it was, so the bot
+        shows the menu as it would anyway. Only INICIO: later states already know the kind."""
+        readings = ai if isinstance(ai, Mapping) else {estado: ai for estado in STATES}
+        first = readings.get(INICIO)
+        if first is None or not (first.intent == REPORTAR_FALLA or (first.intent == OTRO and "problema" in first.entities)):
+            return ai
+        kind = {"REFRIGERADOR": REPORTE_REFRIGERADOR, "VEHICULO": REPORTE_VEHICULO}.get(
+            await self.intent.interpret_term(text[:INTERPRET_TERM_CHARS], INICIO) or "")
+        if kind is None:
+            return ai
+        return {**readings, INICIO: replace(first, intent=kind, source="ai")}
 
     async def _release(self, message: InboundMessage, error: str) -> None:
         try:
