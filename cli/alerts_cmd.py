@@ -6,18 +6,18 @@ from typing import Annotated
 
 import typer
 
-from cli.common import ConfigOption, QuietOption, check_choice, config
+from cli.common import ConfigOption, QuietOption, check_choice, choices, config
 
 app = typer.Typer(help="Azure Monitor alert rules from the stored KQL thresholds.", no_args_is_help=True)
 
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="arm | bicep")] = "arm",
+    fmt: Annotated[str, typer.Option("--format", help="Template language.", **choices(("arm", "bicep")))] = "arm",
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Write scheduled query rules (error rate, p95 latency, locking retries) to stdout, ready to deploy.
+    """Write Azure Monitor scheduled query rules (error rate, p95 latency, locking retries) to stdout.
 
     Thresholds come from the alerts.* settings; deploy with
     `az deployment group create -g RG -f FILE -p appInsightsResourceId=…`.

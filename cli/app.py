@@ -8,6 +8,7 @@ command that needs them, so ``botctl --help`` stays fast.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -24,9 +25,28 @@ app = typer.Typer(
     name="botctl",
     help="Run, migrate, observe and release-gate the WhatsApp field-report bot.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"botctl {version('botctl')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("botctl (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(show_version: Annotated[bool, typer.Option(
+        "--version", "-V", help="Print botctl's version and exit.", callback=_version, is_eager=True)] = False) -> None:
+    """Run, migrate, observe and release-gate the WhatsApp field-report bot."""
+
 app.add_typer(migrate_cmd.app, name="migrate")
 app.command("serve")(serve_cmd.serve)
 app.command("chat")(chat_cmd.chat)

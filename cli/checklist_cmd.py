@@ -6,7 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import ConfigOption, DbOption, QuietOption, check_choice
+from cli.common import ConfigOption, DbOption, QuietOption, check_choice, choices
+
+
+CHECKLIST_OUTPUTS = ("table", "json", "junit", "md", "html")
 
 
 def _Path(flag: str, what: str):
@@ -16,7 +19,8 @@ def _Path(flag: str, what: str):
 def checklist(
     file: Annotated[Optional[str], typer.Option("--file", "-f", help="Checklist file (default: checklist.yaml "
                                                 "here or in the nearest parent up to the repository root).")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table | json | junit | md | html")] = "table",
+    output: Annotated[str, typer.Option("--output", "-o", help="Result format on stdout.",
+                                        **choices(CHECKLIST_OUTPUTS))] = "table",
     junit: Annotated[Optional[str], _Path("--junit", "JUnit XML of the test run")] = None,
     coverage: Annotated[Optional[str], _Path("--coverage", "Cobertura coverage XML")] = None,
     loadtest_summary: Annotated[Optional[str], _Path("--loadtest-summary", "botctl loadtest --summary JSON")] = None,
@@ -27,8 +31,9 @@ def checklist(
                                                  "(CI: evaluate what a machine can prove).")] = False,
     db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False,
 ) -> None:
-    """Exit 0 ready, 1 a blocker fails (fail or stale), 2 could not evaluate (bad checklist, blocker in error).
+    """Evaluate the pre-production checklist (checklist.yaml) and say whether the release is ready.
 
+    Exit 0 ready, 1 a blocker fails (fail or stale), 2 could not evaluate (bad checklist, blocker in error).
     Markdown is also appended to $GITHUB_STEP_SUMMARY when it is set.
     """
     import os
@@ -37,7 +42,7 @@ def checklist(
     from ops import checklist as cl
     from ops.checklist_render import render_html, render_junit, render_markdown, write_markdown
 
-    check_choice("--output", output, ("table", "json", "junit", "md", "html"))
+    check_choice("--output", output, CHECKLIST_OUTPUTS)
     spec = cl.load_checklist(file or cl.find_checklist())
     context = cl.Context(db=db, junit=junit, coverage=coverage, loadtest_summary=loadtest_summary,
                          alerts=alerts, rehearsal=rehearsal, config_path=config_path,

@@ -6,7 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import ConfigOption, DbOption, QuietOption, check_choice, config
+from cli.common import ConfigOption, DbOption, QuietOption, check_choice, choices, config
+
+BURST_MODES = ("same-phone", "same-id")
+LOADTEST_OUTPUTS = ("text", "json")
 
 
 def loadtest(
@@ -17,56 +20,83 @@ def loadtest(
     dup_ratio: Annotated[float, typer.Option("--dup-ratio", help="Share of deliveries redelivered "
                                              "(half concurrently, half later).")] = 0.0,
     burst: Annotated[int, typer.Option("--burst", help="N messages released together.")] = 0,
-    burst_mode: Annotated[str, typer.Option("--burst-mode", help="same-phone | same-id")] = "same-phone",
+    burst_mode: Annotated[str, typer.Option(
+        "--burst-mode", **choices(BURST_MODES),
+        help="same-phone: N messages of one user; same-id: one message delivered N times.")] = "same-phone",
     threshold: Annotated[Optional[list[str]], typer.Option(
         "--threshold", help="k6-style, repeatable: 'p(95)<2000', 'errors==0', 'rate>=45'.")] = None,
-    summary: Annotated[Optional[str], typer.Option("--summary", help="Write the JSON summary here.")] = None,
+    output: Annotated[str, typer.Option(
+        "--output", "-o", **choices(LOADTEST_OUTPUTS),
+        help="text: the summary on stderr only; json: also the JSON summary on stdout.")] = "text",
+    summary: Annotated[Optional[str], typer.Option("--summary", metavar="FILE",
+                                                   help="Write the JSON summary to this file.")] = None,
     html: Annotated[Optional[str], typer.Option("--html", help="Write a self-contained HTML report here "
                                                 "(charts, thresholds, --verify results).")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Check DB invariants after the run (--db).")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the database invariants after the run "
+                                         "(needs --db: the server's database).")] = False,
+    equipment: Annotated[Optional[str], typer.Option(
+        "--equipment", metavar="SAP_CODE", help="Active Equipo (refrigerator SAP code) the conversations report "
+                                                "on. (default: 4001234, which `serve --demo` seeds)",
+        show_default=False)] = None,
     telemetry: Annotated[Optional[str], typer.Option("--telemetry", help="Server telemetry JSONL, "
                                                      "to count optimistic-lock retries.")] = None,
     shorten: Annotated[Optional[float], typer.Option(
         "--shorten", help="Scale duration and warmup by this factor (CI); recorded in the summary.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Per-request timeout, seconds.")] = 10.0,
-    max_redeliveries: Annotated[int, typer.Option("--max-redeliveries")] = 5,
-    connections: Annotated[int, typer.Option("--connections")] = 256,
-    seed: Annotated[int, typer.Option("--seed")] = 1,
+    max_redeliveries: Annotated[int, typer.Option(
+        "--max-redeliveries", help="Redeliveries of a delivery answered 5xx or not at all, as Meta retries "
+                                   "(exponential backoff).")] = 5,
+    connections: Annotated[int, typer.Option("--connections", help="Most keep-alive connections open at once.")
+                           ] = 256,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the traffic (duplicates, their timing); "
+                                      "the same seed sends the same plan.")] = 1,
     db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False,
 ) -> None:
-    """Open-model load of whole report conversations; exit 0 when every threshold passed (and
-    --verify found nothing), 1 when one did not, 2 on bad usage.
+    """Load-test a running webhook with whole report conversations (open model), k6-style.
 
-    The conversations report on refrigerator 4001234, one of the demo Equipos (`serve --demo`).
+    Prints a summary on stderr (each threshold with its measured value); the JSON summary with
+    -o json or --summary. Exit 0 when every threshold passed and --verify found nothing, 1 when one
+    did not or nothing was acknowledged, 2 on bad usage or when no server answers at --url.
     """
     from bot_core.secrets import resolve_secrets
     from bot_core.errors import ConfigError
     from cli.output import Console, to_json
-    from ops.loadtest.runner import LoadtestOptions, run_loadtest, stderr_progress
+    from ops.loadtest import summary as human
+    from ops.loadtest.runner import LoadtestOptions, check_reachable, run_loadtest, stderr_progress
     from ops.loadtest.thresholds import parse_threshold
-    from ops.loadtest.traffic import TrafficSpec
+    from ops.loadtest.traffic import DEFAULT_EQUIPMENT, TrafficSpec
 
     console = Console(quiet)
-    check_choice("--burst-mode", burst_mode, ("same-phone", "same-id"))
+    equipment = equipment or DEFAULT_EQUIPMENT
+    check_choice("--burst-mode", burst_mode, BURST_MODES)
+    check_choice("--output", output, LOADTEST_OUTPUTS)
     if rate <= 0 or duration <= 0 or warmup < 0 or not 0 <= dup_ratio <= 1 or burst < 0:
         raise ConfigError("--rate and --duration must be > 0, --warmup >= 0, --dup-ratio within 0..1, --burst >= 0")
     if shorten is not None and not 0 < shorten <= 1:
         raise ConfigError("--shorten must be within (0, 1]")
+    if max_redeliveries < 0 or connections < 1 or timeout <= 0:
+        raise ConfigError("--max-redeliveries must be >= 0, --connections >= 1 and --timeout > 0")
     thresholds = [parse_threshold(t) for t in threshold or []]
     if html:
         from ops.report_html import check_writable
 
         check_writable(html)
+    if verify and db is None:
+        raise ConfigError("--verify reads the server's database: name it with --db URL")
     cfg = config(config_path, db=db)
     secret, _ = resolve_secrets(cfg, "127.0.0.1")
     database = None
     if verify:
         from bot_core.storage import database_from_config
+        from ops.loadtest.verify import equipment_missing
 
-        database = database_from_config(cfg)
+        database = database_from_config(cfg, must_exist=True)
+        if equipment_missing(database, equipment):
+            console.warn(_NO_EQUIPMENT.format(equipment=equipment))
+    check_reachable(url, timeout)
     factor = shorten or 1.0
     spec = TrafficSpec(rate=rate, duration_s=duration * factor, warmup_s=warmup * factor, dup_ratio=dup_ratio,
-                       burst=burst, burst_mode=burst_mode, seed=seed)
+                       burst=burst, burst_mode=burst_mode, seed=seed, equipment=equipment)
     options = LoadtestOptions(url, secret, spec, timeout_s=timeout, max_redeliveries=max_redeliveries,
                               connections=connections, thresholds=thresholds, shorten=shorten,
                               progress=stderr_progress if console.shows_progress else None)
@@ -75,25 +105,29 @@ def loadtest(
     if console.shows_progress:
         console.info("")
     if database is not None:
-        from ops.loadtest.verify import verify_run
+        from ops.loadtest.verify import equipment_missing, verify_run
 
         result["verify"] = verify_run(database, plan, spec.run_id, telemetry_path=telemetry)
+        if not result["verify"]["reports"] and equipment_missing(database, equipment):
+            result["verify"]["violations"].append(_NO_EQUIPMENT.format(equipment=equipment))
+            result["verify"]["ok"] = False
     text = to_json(result)
     if summary:
         with open(summary, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
-    typer.echo(text)
+    if output == "json":
+        typer.echo(text)
     if html:
         from ops.loadtest.report import render_html
         from ops.report_html import write
 
         write(html, render_html(result))
-    failed = [t["expression"] for t in result["thresholds"] if not t["passed"]]
-    if result["verify"] is not None and not result["verify"]["ok"]:
-        failed += result["verify"]["violations"]
-    lat = result["latency_ms"]
-    console.info(f"{result['requests']} requests at {result['rate_achieved']}/s, p50 {lat['p50']} ms, "
-                 f"p95 {lat['p95']} ms, p99 {lat['p99']} ms, errors {result['errors']}, dropped {result['dropped']}")
+    console.info(human.render(result))
+    failed = human.failures(result)
     for item in failed:
         console.error(f"failed: {item}")
     raise typer.Exit(1 if failed else 0)
+
+
+_NO_EQUIPMENT = ("the database has no active Equipo {equipment}, which every conversation reports on, so no "
+                 "report can be created: seed the demo Equipos (`botctl serve --demo`) or pass --equipment CODE")

@@ -6,9 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import ConfigOption, OutputOption, QuietOption, check_choice, config
-
-FORMATS = ("table", "json", "csv")
+from cli.common import OUTPUTS, ConfigOption, OutputOption, QuietOption, check_choice, choices, config
 
 
 def metrics(
@@ -17,15 +15,17 @@ def metrics(
     since: Annotated[Optional[str], typer.Option(
         "--since", help="Range ending now (or at --to): 30m, 24h, 7d. (default: 24h)", show_default=False)] = None,
     from_: Annotated[Optional[str], typer.Option(
-        "--from", help="Range start, ISO-8601 with a zone (2024-05-01T08:00:00Z).", show_default=False)] = None,
+        "--from", help="Range start, ISO-8601 (2024-05-01T08:00:00Z; without a zone: UTC).",
+        show_default=False)] = None,
     to: Annotated[Optional[str], typer.Option(
-        "--to", help="Range end, ISO-8601 with a zone. (default: now)", show_default=False)] = None,
+        "--to", help="Range end, ISO-8601 (without a zone: UTC). (default: now)", show_default=False)] = None,
     now: Annotated[Optional[str], typer.Option(
-        "--now", help="Pin 'now' (ISO-8601 with a zone) for reproducible output.", show_default=False)] = None,
+        "--now", help="Pin 'now' (ISO-8601, without a zone: UTC) for reproducible output.",
+        show_default=False)] = None,
     bin: Annotated[Optional[str], typer.Option(
         "--bin", help="Bin width (5m, 1h). (default: the query's, scaled to the range)", show_default=False)] = None,
     source: Annotated[Optional[str], typer.Option(
-        "--source", help="appinsights | local. (default: appinsights with --app/--workspace, else local)",
+        "--source", **choices(("appinsights", "local")), help="Where the telemetry is. (default: appinsights with --app/--workspace, else local)",
         show_default=False)] = None,
     app: Annotated[Optional[str], typer.Option(
         "--app", metavar="RESOURCE_ID", help="App Insights component resource id (query_resource).",
@@ -33,7 +33,7 @@ def metrics(
     workspace: Annotated[Optional[str], typer.Option(
         "--workspace", metavar="ID", help="Log Analytics workspace id (query_workspace).", show_default=False)] = None,
     schema: Annotated[Optional[str], typer.Option(
-        "--schema", help="classic (traces, requests) | workspace (AppTraces, AppRequests). "
+        "--schema", **choices(("classic", "workspace")), help="classic: traces, requests; workspace: AppTraces, AppRequests. "
                          "(default: workspace with --workspace, else classic)", show_default=False)] = None,
     file: Annotated[Optional[str], typer.Option(
         "--file", help="Local telemetry JSON lines. (default: setting telemetry_file)", show_default=False)] = None,
@@ -49,7 +49,9 @@ def metrics(
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Run stored KQL queries (kql/*.kql) over a time range; charts on stderr, results on stdout.
+    """Run the stored KQL queries (kql/*.kql) against Application Insights or the local telemetry.
+
+    Results on stdout; charts, warnings and verdicts on stderr.
 
     Exit 0 ok, 1 a threshold is breached (--check), 2 bad options, failed auth or a query not evaluated.
     """
@@ -61,7 +63,7 @@ def metrics(
     from kql.queries import load_queries, parse_timespan, select
     from kql.render import parse_datetime, resolve_range
 
-    check_choice("--output", output, FORMATS)
+    check_choice("--output", output, OUTPUTS)
     queries = load_queries()
     if list_:
         render([_listing(q) for q in queries.values()], output)

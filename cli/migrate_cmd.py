@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import ConfigOption, DbOption, OutputOption, QuietOption, check_choice, config
+from cli.common import OUTPUTS, ConfigOption, DbOption, OutputOption, QuietOption, check_choice, choices, config
 
 app = typer.Typer(help="Apply, roll back and inspect schema migrations.", no_args_is_help=True)
 
@@ -48,10 +48,10 @@ def _fault_hook(spec: str | None):
 @app.command()
 def status(db: DbOption = None, config_path: ConfigOption = None, output: OutputOption = "table",
            quiet: QuietOption = False) -> None:
-    """Show each migration's state. Exit 0 when up to date, 1 when something is pending."""
+    """Show each migration's state (applied, pending, failed, changed); exit 1 when one is not applied."""
     from cli.output import render
 
-    check_choice("--output", output, ("table", "json", "csv"))
+    check_choice("--output", output, OUTPUTS)
     runner, console = _runner(db, config_path, quiet, read_only=True)
     rows = [asdict(s) for s in runner.status()]
     render(rows, output, columns=["version", "description", "state", "applied_at", "execution_ms"])
@@ -96,9 +96,11 @@ def _apply(action, db, config_path, quiet) -> None:
 
 
 @app.command()
-def plan(dialect: Annotated[Optional[str], typer.Option("--dialect", help="sqlite | postgresql | mssql "
-                                                         "(default: the configured database's)")] = None,
-         direction: Annotated[str, typer.Option("--direction", help="up | down")] = "up",
+def plan(dialect: Annotated[Optional[str], typer.Option(
+             "--dialect", **choices(("sqlite", "postgresql", "mssql")), help="SQL dialect of the script. (default: the configured database's)",
+             show_default=False)] = None,
+         direction: Annotated[str, typer.Option("--direction", help="Apply or roll back.",
+                                                **choices(("up", "down")))] = "up",
          start: Annotated[Optional[str], typer.Option("--from", help="First version (up) / highest (down).")] = None,
          to: Annotated[Optional[str], typer.Option("--to", help="Last version (up) / version to go back to (down).")] = None,
          config_path: ConfigOption = None) -> None:
@@ -118,10 +120,10 @@ def plan(dialect: Annotated[Optional[str], typer.Option("--dialect", help="sqlit
 @app.command()
 def validate(db: DbOption = None, config_path: ConfigOption = None, output: OutputOption = "table",
              quiet: QuietOption = False) -> None:
-    """Report checksum drift, missing files, out-of-order and failed migrations (exit 1 if any)."""
+    """Report checksum drift, missing files, out-of-order and failed migrations; exit 1 when there is one."""
     from cli.output import render
 
-    check_choice("--output", output, ("table", "json", "csv"))
+    check_choice("--output", output, OUTPUTS)
     runner, console = _runner(db, config_path, quiet, read_only=True)
     problems = [asdict(p) for p in runner.validate()]
     if problems or output != "table":
@@ -150,7 +152,7 @@ def repair(db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOp
 def rehearse(db: DbOption = None, evidence: Annotated[Optional[str], typer.Option(
                  "--evidence", help="Write the JSON evidence to this file.")] = None,
              config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
-    """On an empty scratch database: up -> down -> up, comparing schemas at each step."""
+    """Rehearse a rollback on an empty scratch database: up, down, up, comparing schemas at each step."""
     from bot_core.storage import database_from_config
     from cli.output import Console, to_json
     from migrations.rehearse import rehearse as run_rehearsal

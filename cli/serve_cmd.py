@@ -7,14 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import ConfigOption, DbOption, QuietOption, check_choice, config
+from cli.common import ConfigOption, DbOption, QuietOption, check_choice, choices, config
 
 
 def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
           port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
           workers: Annotated[int, typer.Option("--workers", help="uvicorn worker processes.")] = 1,
-          mode: Annotated[Optional[str], typer.Option("--mode", help="inline (process before answering) "
-                                                      "or queued (answer, then process)")] = None,
+          mode: Annotated[Optional[str], typer.Option(
+              "--mode", **choices(("inline", "queued")), help="inline: process before answering; queued: answer, then process. "
+                             "(default: setting mode, inline)", show_default=False)] = None,
           db: DbOption = None,
           demo: Annotated[bool, typer.Option("--demo", help="Migrate and seed demo Equipos first.")] = False,
           whatsapp_url: Annotated[Optional[str], typer.Option(
@@ -23,7 +24,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
               "(http://127.0.0.1:8001) and needs no token. (default: https://graph.facebook.com with "
               "BOTCTL_WHATSAPP_TOKEN, else replies are only stored)", show_default=False)] = None,
           config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
-    """Serve the WhatsApp webhook (POST/GET /webhook, GET /healthz)."""
+    """Serve the WhatsApp webhook on uvicorn (POST/GET /webhook, GET /healthz)."""
     from bot_core.secrets import LOCAL_DEV_SECRET, is_loopback, resolve_hash_key, resolve_secrets
     from bot_core.errors import ConfigError
     from bot_core.storage import database_from_config

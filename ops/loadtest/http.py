@@ -36,16 +36,20 @@ class _Connection:
 class HttpPool:
     """At most ``size`` keep-alive connections to one host:port."""
 
-    def __init__(self, host: str, port: int, size: int = 256):
+    def __init__(self, host: str, port: int, size: int = 256, tls: bool = False):
+        import ssl
+
         self.host, self.port, self.size = host, port, size
+        # https:// targets: the system's trust store (SSL_CERT_FILE / SSL_CERT_DIR are honoured).
+        self.ssl = ssl.create_default_context() if tls else None
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(size)
         self.opened = 0
 
     async def _connect(self) -> _Connection:
         try:
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=2 ** 20)
-        except OSError as exc:
+            reader, writer = await asyncio.open_connection(self.host, self.port, limit=2 ** 20, ssl=self.ssl)
+        except OSError as exc:  # ssl.SSLError (a certificate not trusted) is an OSError too
             raise TransportError(f"connect: {exc.strerror or exc}") from None
         self.opened += 1
         return _Connection(reader, writer)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from bot_core.errors import ConfigError
 from ops.loadtest.http import HttpPool, TransportError
+from ops.loadtest.summary import round_ms
 from ops.loadtest.thresholds import Threshold
 from ops.loadtest.timeline import Timeline, distribution
 from ops.loadtest.traffic import Delivery, TrafficSpec, build_plan
@@ -97,7 +98,7 @@ class Stats:
 def _percentiles(hist: Any) -> dict[str, float]:
     if hist.get_total_count() == 0:
         return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None, "avg": None}
-    ms = lambda v: round(v / 1000, 3)  # noqa: E731
+    ms = lambda v: round_ms(v / 1000)  # noqa: E731
     return {"count": hist.get_total_count(), "p50": ms(hist.get_value_at_percentile(50)),
             "p95": ms(hist.get_value_at_percentile(95)), "p99": ms(hist.get_value_at_percentile(99)),
             "max": ms(hist.get_max_value()), "avg": ms(hist.get_mean_value())}
@@ -106,11 +107,7 @@ def _percentiles(hist: Any) -> dict[str, float]:
 class LoadGenerator:
     def __init__(self, options: LoadtestOptions):
         self.o = options
-        parts = urlsplit(options.url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ConfigError(f"--url must be an http:// URL of the webhook, not {options.url!r}")
-        self.host, self.port = parts.hostname, parts.port or 80
-        self.path = parts.path or "/webhook"
+        self.host, self.port, self.path, self.tls = target(options.url)
         self.stats = Stats()
         self.timeline = Timeline()
         self._t0 = 0.0
@@ -121,7 +118,7 @@ class LoadGenerator:
     async def run(self) -> dict[str, Any]:
         spec = self.o.spec
         self.plan = build_plan(spec, self.o.app_secret)
-        pool = HttpPool(self.host, self.port, self.o.connections)
+        pool = HttpPool(self.host, self.port, self.o.connections, tls=self.tls)
         if spec.burst:
             await pool.warm(min(spec.burst, self.o.connections))
         loop = asyncio.get_running_loop()
@@ -201,7 +198,7 @@ class LoadGenerator:
                    "dropped": self.stats.dropped, "late": self.stats.late,
                    "rate": round(self.stats.requests / max(send_elapsed - spec.warmup_s, 1e-9), 2),
                    "avg": latency["avg"], "max": latency["max"]}
-        percentile = lambda p: (round(self.stats.all.get_value_at_percentile(p) / 1000, 3)  # noqa: E731
+        percentile = lambda p: (round_ms(self.stats.all.get_value_at_percentile(p) / 1000)  # noqa: E731
                                 if self.stats.all.get_total_count() else None)
         thresholds = [t.evaluate(metrics, percentile) for t in self.o.thresholds]
         burst = None
@@ -219,7 +216,8 @@ class LoadGenerator:
             "dup_ratio": spec.dup_ratio, "shortened": self.o.shorten is not None,
             "shorten_factor": self.o.shorten,
             "rate_achieved": metrics["rate"], "requests": self.stats.requests,
-            "deliveries": len(measured), "redeliveries": self.stats.redeliveries,
+            "deliveries": len(measured), "acknowledged": sum(1 for d in measured if d.acked),
+            "redeliveries": self.stats.redeliveries,
             "counts_by_status": {str(k): v for k, v in sorted(self.stats.counts.items())},
             "errors": errors, "http_5xx": http_5xx, "transport_errors": transport,
             "dropped": self.stats.dropped, "late": self.stats.late,
@@ -229,6 +227,42 @@ class LoadGenerator:
             "timeline": self.timeline.to_dict(), "latency_distribution": distribution(self.stats.all),
             "connections_opened": connections, "wall_s": round(wall, 3),
         }
+
+
+def target(url: str) -> tuple[str, int, str, bool]:
+    """Host, port, path and whether to speak TLS, from the webhook URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--url must be an http:// or https:// URL of the webhook, not {url!r}")
+    tls = parts.scheme == "https"
+    try:
+        port = parts.port or (443 if tls else 80)
+    except ValueError:
+        raise ConfigError(f"--url has an invalid port: {url!r}") from None
+    return parts.hostname, port, parts.path or "/webhook", tls
+
+
+def check_reachable(url: str, timeout_s: float = 5.0) -> None:
+    """One line, before any load, when nothing listens at the webhook's address."""
+    import socket
+
+    import ssl
+
+    host, port, _, tls = target(url)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError as exc:
+        reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc))
+        raise ConfigError(f"no server at {url} ({reason}): start one with `botctl serve`") from None
+    try:
+        if tls:
+            ssl.create_default_context().wrap_socket(sock, server_hostname=host).close()
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"TLS with {host}:{port} failed ({reason}); a private CA can be trusted "
+                          "with SSL_CERT_FILE") from None
+    finally:
+        sock.close()
 
 
 def run_loadtest(options: LoadtestOptions) -> tuple[dict[str, Any], list[Delivery]]:

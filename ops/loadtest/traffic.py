@@ -1,7 +1,7 @@
 """What the load generator sends: signed deliveries shaped like real users.
 
 Traffic is whole refrigerator-report conversations (a message carrying
-everything, "mi refri 4001234 no enfría", then a tap on "Confirmar"), so
+everything, "mi refri 4001234 no enfría" (``TrafficSpec.equipment``), then a tap on "Confirmar"), so
 reports get created. A conversation's second message is due ``gap_s`` after
 its first and, as everything in the open model, is sent at its due time even
 if the first is still unanswered (verification then counts that conversation
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from bot_core.webhook import meta
 from bot_core.webhook.signature import sign
 
-FIRST_TEXT = "mi refri 4001234 no enfría"
+FIRST_TEXT = "mi refri {equipment} no enfría"
+DEFAULT_EQUIPMENT = "4001234"  # a demo refrigerator (`botctl serve --demo` seeds it)
 CONFIRM = ("confirmar", "Confirmar")
 
 
@@ -56,6 +57,7 @@ class TrafficSpec:
     burst_at_s: float | None = None  # default: start of the measured period
     gap_s: float = 1.0
     seed: int = 1
+    equipment: str = DEFAULT_EQUIPMENT  # the SAP code every conversation reports on
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8].upper())  # hex
 
 
@@ -82,7 +84,7 @@ def build_plan(spec: TrafficSpec, app_secret: str) -> list[Delivery]:
         telefono = f"52{_run_number(spec):04d}{conversation:06d}"
         wamid = f"wamid.LT{spec.run_id}.{conversation}.{step}"
         if step == 0:
-            message = meta.text_message(telefono, FIRST_TEXT, wamid=wamid)
+            message = meta.text_message(telefono, FIRST_TEXT.format(equipment=spec.equipment), wamid=wamid)
         else:
             message = meta.reply_message(telefono, *CONFIRM, wamid=wamid)
         body, signature = _signed(app_secret, message)

@@ -115,3 +115,9 @@ def verify_run(db: Database, plan: list[Delivery], run_id: str, drain_timeout_s:
         "replies_lost": len(replies_lost),
         "concurrency_retries": count_events(telemetry_path, "concurrency.retry"),
     }
+
+
+def equipment_missing(db: Database, codigo_sap: str) -> bool:
+    """Whether the database lacks the active Equipo the load's conversations report on."""
+    rows = _rows(db, "SELECT Activo FROM Equipos WHERE CodigoSAP = ?", (codigo_sap,))
+    return not any(str(active).lower() in ("1", "true") for (active,) in rows)

@@ -5,9 +5,19 @@ Each test asserts the exit code, the one line on stderr and that no traceback sh
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 
-from tests.conftest import botctl
+from tests.conftest import ROOT, botctl
+from tests.e2e.servers import APP_SECRET, BotServer
+from tests.support.fake_http import free_port
 
 pytestmark = [pytest.mark.e2e]
 
@@ -36,3 +46,182 @@ def test_migrate_up_leaves_no_lock_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["botctl.db"]
     r = botctl("migrate", "status", "-q", cwd=tmp_path)
     assert r.returncode == 0 and "Traceback" not in r.stderr
+
+
+# --- loadtest: k6-style summary, JSON on request, exit codes, https, --equipment -----------------
+
+def _served_db(tmp_path, demo: bool = True) -> str:
+    from bot_core.demo import seed_demo_equipment
+    from bot_core.storage import open_database
+    from migrations.runner import MigrationRunner
+
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    MigrationRunner(open_database(url)).up()
+    if demo:
+        seed_demo_equipment(open_database(url))
+    return url
+
+
+def test_loadtest_against_a_dead_server_is_one_line_exit_2(tmp_path):
+    line = one_line(botctl("loadtest", "--url", f"http://127.0.0.1:{free_port()}/webhook", "--rate", "5",
+                           "--duration", "1", cwd=tmp_path), 2)
+    assert "no server at http://127.0.0.1:" in line and "connection refused" in line
+
+
+def test_loadtest_verify_needs_the_servers_database_named(tmp_path):
+    line = one_line(botctl("loadtest", "--url", "http://127.0.0.1:1/webhook", "--verify", cwd=tmp_path), 2)
+    assert "--verify reads the server's database: name it with --db" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loadtest_summary_on_stderr_json_only_on_request(tmp_path):
+    url = _served_db(tmp_path)
+    env = {"BOTCTL_APP_SECRET": APP_SECRET}
+    with BotServer(url, tmp_path) as server:
+        r = botctl("loadtest", "--url", server.url + "/webhook", "--rate", "20", "--duration", "1",
+                   "--threshold", "errors==0", "--threshold", "p(50)<0.001", "--summary", str(tmp_path / "s.json"),
+                   env=env, cwd=tmp_path)
+        as_json = botctl("loadtest", "--url", server.url + "/webhook", "--rate", "10", "--duration", "1",
+                         "-o", "json", "-q", env=env, cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    passed = re.search(r"^  ✓ errors==0 +errors=0$", r.stderr, re.M)
+    failed = re.search(r"^  ✗ p\(50\)<0\.001 +p\(50\)=(\d+\.\d+)(ms|s)$", r.stderr, re.M)
+    assert passed and failed, r.stderr
+    assert len(failed[1].split(".")[1]) <= 2  # sensible precision, not 7.999
+    assert re.search(r"^botctl: error: failed: p\(50\)<0\.001 \(p\(50\)=[\d.]+m?s\)$", r.stderr, re.M)
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert written["acknowledged"] == written["deliveries"] > 0
+    for key in ("p50", "p95", "p99", "avg", "max"):
+        value = written["latency_ms"][key]
+        assert value == round(value, 2), (key, value)
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["requests"] > 0 and as_json.stderr == ""
+
+
+def test_loadtest_exits_1_when_nothing_is_acknowledged(tmp_path):
+    from tests.support.fake_http import FakeHttpServer
+
+    with FakeHttpServer(lambda *request: (503, {"error": "down"})) as fake:
+        r = botctl("loadtest", "--url", fake.url + "/webhook", "--rate", "10", "--duration", "0.5",
+                   "--max-redeliveries", "0", "-q", cwd=tmp_path)
+    line = one_line(r, 1)
+    assert line.startswith("botctl: error: failed: no delivery was acknowledged (") and "HTTP 5xx" in line
+
+
+def test_loadtest_equipment_the_server_lacks_is_explained_and_another_code_works(tmp_path):
+    from bot_core.storage import open_database
+
+    url = _served_db(tmp_path)
+    env = {"BOTCTL_APP_SECRET": APP_SECRET}
+    with BotServer(url, tmp_path) as server:
+        ok = botctl("loadtest", "--url", server.url + "/webhook", "--rate", "10", "--duration", "2",
+                    "--equipment", "4005678", "--verify", "--db", url, "-q", env=env, cwd=tmp_path)
+        missing = botctl("loadtest", "--url", server.url + "/webhook", "--rate", "10", "--duration", "2",
+                         "--equipment", "4999999", "--verify", "--db", url, "-q", env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    with open_database(url).connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM Reportes r JOIN Equipos e ON e.EquipoId = r.EquipoId "
+                    "WHERE e.CodigoSAP = '4005678'")
+        assert cur.fetchone()[0] > 0
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("warning: the database has no active Equipo 4999999")
+    assert "failed: the database has no active Equipo 4999999" in missing.stderr
+    assert "`botctl serve --demo`" in missing.stderr and "--equipment CODE" in missing.stderr
+
+
+def _self_signed(tmp_path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_loadtest_speaks_https(tmp_path):
+    """The bot app behind uvicorn's TLS; trusted through SSL_CERT_FILE, refused in one line otherwise."""
+    pytest.importorskip("cryptography", reason="cryptography (with the azure extra) makes the test certificate")
+    cert, key = _self_signed(tmp_path)
+    url = _served_db(tmp_path)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}
+    env.update({"BOTCTL_DB": url, "BOTCTL_APP_SECRET": APP_SECRET, "BOTCTL_VERIFY_TOKEN": "v",
+                "BOTCTL_SERVE_HOST": "127.0.0.1", "BOTCTL_TELEMETRY_FILE": str(tmp_path / "t.jsonl"),
+                "PYTHONPATH": str(ROOT)})
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "cli.serve_app:create_app_from_env", "--factory",
+                               "--host", "127.0.0.1", "--port", str(port), "--ssl-certfile", cert,
+                               "--ssl-keyfile", key, "--log-level", "warning"], cwd=tmp_path, env=env)
+    try:
+        _wait_for_port(port)
+        target = f"https://127.0.0.1:{port}/webhook"
+        ok = botctl("loadtest", "--url", target, "--rate", "10", "--duration", "1", "--threshold", "errors==0",
+                    "--verify", "--db", url, "-q", env={"BOTCTL_APP_SECRET": APP_SECRET, "SSL_CERT_FILE": cert},
+                    cwd=tmp_path)
+        untrusted = botctl("loadtest", "--url", target, "--rate", "10", "--duration", "1",
+                           env={"BOTCTL_APP_SECRET": APP_SECRET}, cwd=tmp_path)
+    finally:
+        server.terminate()
+        server.wait(20)
+    assert ok.returncode == 0, ok.stderr
+    line = one_line(untrusted, 2)
+    assert f"TLS with 127.0.0.1:{port} failed" in line and "certificate" in line and "SSL_CERT_FILE" in line
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+# --- --version, -h, shell completion -------------------------------------------------------------
+
+def test_version_and_short_help():
+    from importlib.metadata import version
+
+    r = botctl("--version")
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (0, f"botctl {version('botctl')}", "")
+    for args in (["-h"], ["migrate", "status", "-h"], ["loadtest", "-h"]):
+        r = botctl(*args)
+        assert r.returncode == 0 and "Usage: botctl" in r.stdout and "Traceback" not in r.stderr, args
+
+
+@pytest.mark.parametrize("words, expected", [
+    ("botctl serve --mode ", {"inline", "queued"}),
+    ("botctl metrics --source ", {"appinsights", "local"}),
+    ("botctl migrate status --output ", {"table", "json", "csv"}),
+    ("botctl checklist -o j", {"json", "junit"}),
+    ("botctl mig", {"migrate"}),
+])
+def test_bash_completion_offers_the_choices(words, expected):
+    r = botctl(env={"_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                    "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))})
+    assert r.returncode == 0 and set(r.stdout.split()) == expected, (r.stdout, r.stderr)
+
+
+def test_completion_script_can_be_shown():
+    r = botctl("--show-completion", "bash")
+    assert r.returncode == 0 and "_BOTCTL_COMPLETE=complete_bash" in r.stdout
