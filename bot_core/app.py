@@ -41,6 +41,7 @@ from bot_core.webhook.payload import InboundMessage, PayloadError, StatusUpdate,
 from bot_core.webhook.signature import signature_is_valid, verification_challenge
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
+HEALTH_MIGRATIONS_TTL_S = 10.0  # /healthz asks the migrations runner at most this often
 MAX_MESSAGES_PER_REQUEST = 1000  # Meta batches a handful; more is not a delivery we trust
 
 
@@ -94,6 +95,8 @@ class Bot:
                                    idle_minutes=settings.idle_minutes, lease_seconds=settings.lease_seconds,
                                    on_committed=self.dispatcher.kick, clock=clock)
         self.pending_migrations = pending_migrations
+        self._migrations_checked: tuple[float, str | None] | None = None  # (when, detail)
+        self._health_detail: str | None = None  # what was last logged
         self._work: asyncio.Event | None = None  # created on the running loop in start()
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
@@ -332,20 +335,34 @@ class Bot:
         cur.execute("SELECT COUNT(*) FROM MensajesProcesados WHERE 1 = 0")
         cur.fetchall()
 
-    async def health(self) -> tuple[bool, str]:
+    async def health(self) -> str | None:
+        """None when healthy, else a short reason code (``database``, ``migrations``) that is
+        all a caller learns; the details go to the log, once per change."""
         try:
-            await self.dbx.transaction(self._health)
+            await self.dbx.read(self._health)  # a kept connection, no write lock
         except Exception as exc:
-            return False, f"database: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            return self._unhealthy("database", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
         if self.pending_migrations is not None:
-            loop = asyncio.get_running_loop()
-            try:
-                pending = await loop.run_in_executor(None, self.pending_migrations)
-            except Exception as exc:
-                return False, f"migrations: {type(exc).__name__}"
-            if pending:
-                return False, "migrations pending: " + ", ".join(pending)
-        return True, "ok"
+            now = time.monotonic()
+            if self._migrations_checked is None or now - self._migrations_checked[0] > HEALTH_MIGRATIONS_TTL_S:
+                loop = asyncio.get_running_loop()
+                try:
+                    pending = await loop.run_in_executor(None, self.pending_migrations)
+                    detail = "pending " + ", ".join(pending) if pending else None
+                except Exception as exc:
+                    detail = f"check failed: {type(exc).__name__}"
+                self._migrations_checked = (now, detail)
+            detail = self._migrations_checked[1]
+            if detail is not None:
+                return self._unhealthy("migrations", detail)
+        self._health_detail = None
+        return None
+
+    def _unhealthy(self, reason: str, detail: str) -> str:
+        if detail != self._health_detail:
+            self._health_detail = detail
+            self.telemetry.emit("operation.degraded", operation=f"healthz.{reason}", error_type=detail)
+        return reason
 
 
 def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
@@ -372,6 +389,9 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
         return status
 
     async def _handle_post(request: Request) -> tuple[Response, tuple[int, int]]:
+        header = request.headers.get("x-hub-signature-256")
+        if not header:  # before reading the body: an unsigned sender costs no memory
+            return _error(401, "missing X-Hub-Signature-256"), (0, 0)
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
             return _error(413, "body too large"), (0, 0)
@@ -381,9 +401,6 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
             return _error(413, "body too large"), (0, 0)
         except ClientDisconnect:
             return _error(400, "client disconnected"), (0, 0)
-        header = request.headers.get("x-hub-signature-256")
-        if not header:
-            return _error(401, "missing X-Hub-Signature-256"), (0, 0)
         if not signature_is_valid(body, header, settings.app_secret):
             return _error(403, "invalid signature"), (0, 0)
         try:
@@ -393,6 +410,8 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
             return _error(400, reason), (0, 0)
         if len(batch.messages) > MAX_MESSAGES_PER_REQUEST:
             return _error(413, f"more than {MAX_MESSAGES_PER_REQUEST} messages in one delivery"), (0, 0)
+        for reason in batch.invalid:  # skipped items: why, never their content
+            telemetry.emit("message.invalid", reason=reason)
         try:
             fresh, duplicates = await bot.ingest(batch.messages, batch.statuses)
         except Exception as exc:
@@ -404,8 +423,9 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
                              "skipped": len(batch.invalid)}), (fresh, duplicates)
 
     async def healthz(request: Request) -> Response:
-        ok, reason = await bot.health()
-        return JSONResponse({"status": "ok" if ok else "unavailable", "reason": reason},
+        reason = await bot.health()
+        ok = reason is None
+        return JSONResponse({"status": "ok"} if ok else {"status": "unavailable", "reason": reason},
                             status_code=200 if ok else 503)
 
     @asynccontextmanager

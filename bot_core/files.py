@@ -19,4 +19,5 @@ def create_private(path: str | os.PathLike) -> None:
 def open_private_append(path: str | os.PathLike, buffering: int = -1) -> TextIO:
     """``open(path, "a")`` that creates the file with mode 0600."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
-    return os.fdopen(fd, "a", encoding="utf-8", buffering=buffering)
+    # A string that is not valid Unicode (a lone surrogate) is written escaped, never an error.
+    return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace", buffering=buffering)

@@ -69,6 +69,8 @@ EVENTS: dict[str, EventSpec] = {
               "Mensaje procesado: {message_id} {state_from} -> {state_to} en {duration_ms}ms"),
         _spec("message.deferred", W, "message_id reason",
               "Mensaje diferido: {message_id} ({reason})"),
+        _spec("message.invalid", W, "reason",
+              "Mensaje inválido omitido ({reason})"),
         _spec("message.failed", E, "message_id error_type",
               "Mensaje no procesado: {message_id} ({error_type}); se reintentará"),
         _spec("operation.degraded", W, "operation error_type",

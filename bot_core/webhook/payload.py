@@ -78,6 +78,22 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _is_unicode(value: str) -> bool:
+    """False for a string with a lone surrogate (JSON allows "\\ud800"; no database stores it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(value: str | None) -> str | None:
+    """``value`` storable: a lone surrogate becomes the visible text ``\\ud800``."""
+    if value is None or _is_unicode(value):
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -98,9 +114,9 @@ def _errors(value: Any) -> tuple[ApiError, ...]:
     for item in _list(value):
         item = _dict(item)
         code = item.get("code")
-        out.append(ApiError(code if isinstance(code, int) else None, str(item.get("title", ""))[:200],
-                            str(item.get("message", ""))[:400],
-                            str(_dict(item.get("error_data")).get("details", ""))[:400]))
+        out.append(ApiError(code if isinstance(code, int) else None, _escaped(str(item.get("title", "")))[:200],
+                            _escaped(str(item.get("message", "")))[:400],
+                            _escaped(str(_dict(item.get("error_data")).get("details", "")))[:400]))
     return tuple(out)
 
 
@@ -132,12 +148,15 @@ def decode_message(msg: Any, phone_number_id: str | None) -> InboundMessage:
         raise PayloadError("message without id or from")
     if len(message_id) > 128 or len(telefono) > 20:
         raise PayloadError("message id or phone too long")
+    if not (_is_unicode(message_id) and _is_unicode(telefono)):
+        raise PayloadError("message id or phone is not valid Unicode")
     raw_type = msg.get("type") if isinstance(msg.get("type"), str) else ""
     kind = raw_type if raw_type in MESSAGE_KINDS else "unsupported"
     if kind == "interactive" and not (_dict(msg.get("interactive")).get("button_reply")
                                       or _dict(msg.get("interactive")).get("list_reply")):
         kind = "unsupported"  # e.g. nfm_reply (flows): not something this bot asks for
     text, reply_id = _text_and_reply(kind, msg)
+    text, reply_id, raw_type = _escaped(text), _escaped(reply_id), _escaped(raw_type)
     if text and "\x00" in text:
         # PostgreSQL text cannot hold NUL; every dialect stores the visible U+2400 instead.
         text = text.replace("\x00", "\u2400")
@@ -156,7 +175,7 @@ def decode_webhook(body: Any) -> WebhookBatch:
             value = _dict(change.get("value"))
             if change.get("field", "messages") != "messages":
                 continue
-            phone_number_id = _str(_dict(value.get("metadata")).get("phone_number_id"))
+            phone_number_id = _escaped(_str(_dict(value.get("metadata")).get("phone_number_id")))
             for msg in _list(value.get("messages")):
                 try:
                     batch.messages.append(decode_message(msg, phone_number_id))
@@ -168,7 +187,10 @@ def decode_webhook(body: Any) -> WebhookBatch:
                 if not wamid or not state:
                     batch.invalid.append("status without id or status")
                     continue
-                batch.statuses.append(StatusUpdate(wamid, state, _str(status.get("recipient_id")) or "",
+                if not _is_unicode(wamid):
+                    batch.invalid.append("status id is not valid Unicode")
+                    continue
+                batch.statuses.append(StatusUpdate(wamid, _escaped(state), _escaped(_str(status.get("recipient_id"))) or "",
                                                    _timestamp(status.get("timestamp")),
                                                    _errors(status.get("errors"))))
             batch.errors.extend(_errors(value.get("errors")))

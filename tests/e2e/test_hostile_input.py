@@ -65,3 +65,45 @@ def test_healthz_answers_while_hostile_texts_are_understood(server):
                                  "WHERE MensajeOrigenId LIKE 'wamid.HOSTILE%'") == len(texts)
     print(f"/healthz: baseline {baseline * 1000:.1f} ms, worst during {max(during) * 1000:.1f} ms "
           f"({max(during) / baseline:.1f}x) over {len(during)} calls")
+
+
+def _telemetry_rows(server: BotServer) -> list[dict]:
+    import json
+    return [json.loads(line) for line in server.telemetry.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_a_message_that_is_not_valid_unicode_does_not_sink_its_neighbours(serve_factory, tmp_path):
+    """A client that cuts an emoji in half sends a lone surrogate ("\\ud83d")."""
+    url = f"sqlite:///{tmp_path / 'unicode.db'}"
+    MigrationRunner(open_database(url)).up()
+    server = serve_factory(url)
+    server.db_url = url
+    tel = "5215557100001"
+    payload = meta.envelope([meta.text_message(tel, "hola", wamid="wamid.NEIGHBOUR1"),
+                             meta.text_message(tel, "se cortó el emoji \ud83d", wamid="wamid.HALFEMOJI"),
+                             meta.text_message(tel, "hola", wamid="wamid.BAD\ud800ID"),
+                             meta.text_message("52155\udfff", "hola", wamid="wamid.BADPHONE"),
+                             meta.text_message(tel, "menu", wamid="wamid.NEIGHBOUR2")])
+    body, _ = meta.signed_body(payload, APP_SECRET)
+    assert b"\\ud83d" in body  # the bytes Meta would relay
+    for attempt in range(2):  # a redelivery of the same bytes is answered the same way, not 503
+        response = _post(server, payload)
+        assert response.status_code == 200, response.text
+        assert response.json()["skipped"] == 2
+    assert response.json()["duplicates"] == 3
+    ids = {"wamid.NEIGHBOUR1", "wamid.HALFEMOJI", "wamid.NEIGHBOUR2"}
+    for mid in ids:
+        assert scalar(server.db_url, "SELECT COUNT(*) FROM MensajesProcesados WHERE MensajeId = ?", (mid,)) == 1
+    wait_all_processed(server.db_url, scalar(server.db_url, "SELECT COUNT(*) FROM MensajesProcesados"))
+    db = open_database(server.db_url)
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT Contenido FROM MensajesChat WHERE MensajeId = 'wamid.HALFEMOJI' AND Tipo = 'U'")
+        assert cur.fetchone()[0] == "se cortó el emoji \\ud83d"  # stored escaped, visibly
+    server.stop()  # flush the telemetry file and the log
+    invalid = [r["customDimensions"] for r in _telemetry_rows(server)
+               if r["customDimensions"].get("event_name") == "message.invalid"]
+    assert len(invalid) == 4 and {d["reason"] for d in invalid} == {"message id or phone is not valid Unicode"}
+    assert all(set(d) <= {"event_name", "reason"} for d in invalid)  # no content, no id, no phone
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log and "UnicodeEncodeError" not in log, log[-2000:]
