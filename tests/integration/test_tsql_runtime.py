@@ -25,7 +25,7 @@ from bot_core.webhook import meta
 from bot_core.webhook.payload import decode_webhook
 from migrations.runner import MigrationRunner
 from migrations.tsql_check import check_script
-from ops.loadtest.traffic import CONFIRM, FIRST_TEXT
+from ops.loadtest.traffic import CONFIRM
 from tests.conftest import ROOT
 from tests.support.tsql_recorder import RecordingDatabase, migration_statements
 
@@ -65,7 +65,7 @@ def exercise(tmp_path, healthy: bool = True) -> list[str]:
 
     async def bot_paths():
         await bot.start()
-        first = inbound(meta.text_message(PHONE, FIRST_TEXT, wamid="wamid.T1"))
+        first = inbound(meta.text_message(PHONE, "mi refri 4001234 no enfría", wamid="wamid.T1"))
         assert await bot.ingest(first, []) == (1, 0)
         assert await bot.ingest(first, []) == (0, 1)  # the duplicate: MERGE's matched branch
         confirm = inbound(meta.reply_message(PHONE, *CONFIRM, wamid="wamid.T2"))
