@@ -20,7 +20,7 @@ from bot_core.asgi import create_app_from_config
 from bot_core.config import load_config
 from bot_core.errors import BotctlError
 
-configure_app_insights()
+insights = configure_app_insights()  # False without APPLICATIONINSIGHTS_CONNECTION_STRING
 try:
     config = load_config()
     # No pending-migrations probe here: migrations run from CI/CD with `botctl migrate up`,
@@ -30,7 +30,9 @@ try:
     webhook = create_app_from_config(config, background=False)
 except BotctlError as exc:
     raise SystemExit(f"botctl: {exc}") from None
-app = func.AsgiFunctionApp(app=instrument_asgi(webhook), http_auth_level=func.AuthLevel.ANONYMOUS)
+# Request spans only when they have somewhere to go (the instrumentation costs a cold start ~50 ms).
+app = func.AsgiFunctionApp(app=instrument_asgi(webhook) if insights else webhook,
+                           http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
 @app.timer_trigger(schedule=config.get("timer_schedule"), arg_name="timer", run_on_startup=False,

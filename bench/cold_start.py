@@ -1,0 +1,133 @@
+"""Cold start on Azure Functions: function_app.py against a bare AsgiFunctionApp, in one run.
+
+    python bench/cold_start.py [--runs 7]
+
+Each measurement is a fresh Python process doing what the Functions worker does on a cold
+instance: import the function app module (indexing its functions), then call its HTTP
+function with the first request, through AsgiFunctionApp (whose first call also runs the
+ASGI lifespan startup). Timed from the first line of the child, before any import, to the
+response; the interpreter's own start is the same for both and left out.
+
+* target: deploy/azure-functions/function_app.py on a migrated SQLite file, settings from
+  the environment, the Graph API sender pointed at a fake Graph API on loopback; first
+  request a signed webhook with one text message, processed and its reply sent inline (the
+  real first request, not a health probe). Without APPLICATIONINSIGHTS_CONNECTION_STRING:
+  App Insights (azure-monitor-opentelemetry) is not loaded here, and would add its own
+  import time in production;
+* baseline: a bare ``AsgiFunctionApp`` around a Starlette hello-world (bench/bare_app.py's
+  endpoint), first request the same POST.
+
+Prints the median of ``--runs`` of each and the ratio (target <= 2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SECRET = "cold-start-secret-0123456789"
+TARGET = 2.0
+
+CHILD = r"""
+import time
+started = time.perf_counter()
+import asyncio, importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("function_app", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+import azure.functions as func
+(http,) = [f for f in module.app.get_functions() if f.get_function_name() == "http_app_func"]
+body = open(sys.argv[2], "rb").read()
+headers = json.loads(open(sys.argv[3]).read())
+response = asyncio.run(http.get_user_function()(func.HttpRequest("POST", "http://localhost/webhook",
+                                                                  headers=headers, body=body), None))
+elapsed = time.perf_counter() - started
+assert response.status_code == 200, (response.status_code, response.get_body())
+print(json.dumps({"seconds": elapsed, "body": response.get_body().decode()}))
+"""
+
+BARE = '''
+import azure.functions as func
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def ok(request: Request) -> JSONResponse:
+    await request.body()
+    return JSONResponse({"received": 1})
+
+
+app = func.AsgiFunctionApp(app=Starlette(routes=[Route("/webhook", ok, methods=["POST"])]),
+                           http_auth_level=func.AuthLevel.ANONYMOUS)
+'''
+
+
+def measure(app_file: str, body_file: str, headers_file: str, env: dict[str, str], cwd: str) -> float:
+    out = subprocess.run([sys.executable, "-c", CHILD, app_file, body_file, headers_file], env=env, cwd=cwd,
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    from bot_core.storage import open_database
+    from bot_core.webhook import meta
+    from migrations.runner import MigrationRunner
+    from tests.support.fake_http import FakeGraph
+
+    with tempfile.TemporaryDirectory() as tmp, FakeGraph() as graph:
+        bare_file = os.path.join(tmp, "bare_function_app.py")
+        with open(bare_file, "w") as fh:
+            fh.write(BARE)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}
+        env.update({"PYTHONPATH": ROOT, "BOTCTL_APP_SECRET": SECRET, "BOTCTL_VERIFY_TOKEN": "cold-start",
+                    "BOTCTL_HASH_KEY": "c" * 32, "BOTCTL_TELEMETRY_FILE": os.path.join(tmp, "t.jsonl"),
+                    "BOTCTL_WHATSAPP_TOKEN": "cold-start-token", "BOTCTL_WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+                    "BOTCTL_WHATSAPP_BASE_URL": graph.url})
+        env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+        target_file = os.path.join(ROOT, "deploy", "azure-functions", "function_app.py")
+        times: dict[str, list[float]] = {"bare AsgiFunctionApp": [], "function_app.py": []}
+        for run in range(args.runs):
+            db_url = f"sqlite:///{tmp}/cold-{run}.db"  # a fresh database each time: nothing cached
+            MigrationRunner(open_database(db_url)).up()
+            body, headers = meta.signed_body(meta.envelope([meta.text_message(
+                "5215550009999", "hola", wamid=f"wamid.COLD{run}")]), SECRET)
+            body_file, headers_file = os.path.join(tmp, "body"), os.path.join(tmp, "headers.json")
+            with open(body_file, "wb") as fh:
+                fh.write(body)
+            with open(headers_file, "w") as fh:
+                json.dump(headers, fh)
+            # Alternate which goes first, so neither always meets a warmer page cache.
+            pair = [("bare AsgiFunctionApp", bare_file), ("function_app.py", target_file)]
+            for name, app_file in (pair if run % 2 == 0 else pair[::-1]):
+                times[name].append(measure(app_file, body_file, headers_file, {**env, "BOTCTL_DB": db_url}, tmp))
+        replies = graph.sent
+    if replies < args.runs:
+        raise RuntimeError(f"only {replies} of {args.runs} first requests sent their reply")
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\ncold start (import + first request), median of {args.runs} fresh processes; "
+          f"machine load {os.getloadavg()[0]:.1f}")
+    for name, values in times.items():
+        print(f"  {name:<22} {medians[name] * 1000:8.1f} ms   (min {min(values) * 1000:.1f}, "
+              f"max {max(values) * 1000:.1f})")
+    ratio = medians["function_app.py"] / medians["bare AsgiFunctionApp"]
+    print(f"ratio function_app.py / bare: {ratio:.2f} (target <= {TARGET:g}): {'met' if ratio <= TARGET else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
