@@ -139,19 +139,25 @@ def test_an_edited_applied_file_is_reported_and_blocks_up(db, copy_migrations):
 
 def test_validate_reports_missing_and_out_of_order(db, copy_migrations):
     folder = copy_migrations(db.dialect)
+    head = load_migrations(db.dialect, folder)[-1]
+    n, later = head.version, head.version + 1
+    # The head migration is applied under the next number, leaving its own number free.
+    for part in ("up", "down"):
+        (folder / f"{n:03d}_{head.up.slug}.{part}.sql").rename(folder / f"{later:03d}_{head.up.slug}.{part}.sql")
+    MigrationRunner(db, load_migrations(db.dialect, folder)).up()
+    # Out of order: a migration numbered below one already applied appears.
+    (folder / f"{n:03d}_late.up.sql").write_text("CREATE TABLE Late (Id INTEGER NOT NULL);\n")
+    (folder / f"{n:03d}_late.down.sql").write_text("DROP TABLE Late;\n")
     runner = MigrationRunner(db, load_migrations(db.dialect, folder))
-    runner.up()
-    (folder / "004_user_identity.up.sql").rename(folder / "006_user_identity.up.sql")
-    (folder / "004_user_identity.down.sql").rename(folder / "006_user_identity.down.sql")
-    (folder / "005_later.up.sql").write_text("CREATE TABLE Later (Id INTEGER NOT NULL);\n")
-    runner = MigrationRunner(db, load_migrations(db.dialect, folder))
-    kinds = sorted((p.kind, p.version) for p in runner.validate())
-    assert kinds == [("missing", "004")]
-    # Apply 006 by hand through the runner's history, leaving 005 behind it.
-    (folder / "005_later.up.sql").unlink()
-    runner = MigrationRunner(db, load_migrations(db.dialect, folder))
+    assert [(p.kind, p.version) for p in runner.validate()] == [("out-of-order", f"{n:03d}")]
     with pytest.raises(MigrationBlocked):
         runner.up()
+    # Missing: an applied migration's file is gone (reported together with the out-of-order one).
+    for part in ("up", "down"):
+        (folder / f"{later:03d}_{head.up.slug}.{part}.sql").unlink()
+    runner = MigrationRunner(db, load_migrations(db.dialect, folder))
+    assert sorted((p.kind, p.version) for p in runner.validate()) == [
+        ("missing", f"{later:03d}"), ("out-of-order", f"{n:03d}")]
 
 
 def test_transaction_off_failure_is_recorded_and_repair_clears_it(db, copy_migrations):

@@ -126,8 +126,11 @@ def test_every_state_and_intent(estado, intent, kind):
 @pytest.mark.parametrize("text", ["jajaja", "🙂", "   ", "12", "'; DROP TABLE Reportes;--"])
 def test_unknown_input_reprompts_for_what_the_state_waits_for(estado, text):
     transition = say(session(estado), text)
-    waits = estado if estado not in PROBLEM_STATES or transition.estado_nuevo == estado else None
-    if waits:
+    # Asked for the problem, words (even "jajaja") are the description; no words are not.
+    if estado in PROBLEM_STATES and any(ch.isalpha() for ch in text):
+        assert transition.estado_nuevo == estado.replace("ESPERA_PROBLEMA", "CONFIRMAR")
+        assert transition.datos["problema"] == text.strip()
+    else:
         assert transition.estado_nuevo == estado
         assert r.PROMPTS[estado] in transition.replies[-1].text
 
