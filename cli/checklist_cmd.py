@@ -10,6 +10,7 @@ from cli.common import ConfigOption, DbOption, QuietOption, check_choice, choice
 
 
 CHECKLIST_OUTPUTS = ("table", "json", "junit", "md", "html")
+DIALECTS = ("sqlite", "postgresql", "mssql")
 
 
 def _Path(flag: str, what: str):
@@ -26,6 +27,9 @@ def checklist(
     loadtest_summary: Annotated[Optional[str], _Path("--loadtest-summary", "botctl loadtest --summary JSON")] = None,
     alerts: Annotated[Optional[str], _Path("--alerts", "ARM template from botctl alerts export")] = None,
     rehearsal: Annotated[Optional[str], _Path("--rehearsal", "botctl migrate rehearse --evidence JSON")] = None,
+    rehearsal_dialect: Annotated[Optional[str], typer.Option(
+        "--rehearsal-dialect", help="Accept a rollback rehearsal on this dialect instead of the target "
+        "checklist.yaml names (CI without SQL Server); the verdict says so.", **choices(DIALECTS))] = None,
     md_out: Annotated[Optional[str], typer.Option("--md-out", help="Also write the Markdown summary here.")] = None,
     automated_only: Annotated[bool, typer.Option("--automated-only", help="Report attestations as skipped "
                                                  "(CI: evaluate what a machine can prove).")] = False,
@@ -43,9 +47,12 @@ def checklist(
     from ops.checklist_render import render_html, render_junit, render_markdown, write_markdown
 
     check_choice("--output", output, CHECKLIST_OUTPUTS)
+    if rehearsal_dialect is not None:
+        check_choice("--rehearsal-dialect", rehearsal_dialect, DIALECTS)
     spec = cl.load_checklist(file or cl.find_checklist())
     context = cl.Context(db=db, junit=junit, coverage=coverage, loadtest_summary=loadtest_summary,
-                         alerts=alerts, rehearsal=rehearsal, config_path=config_path,
+                         alerts=alerts, rehearsal=rehearsal, rehearsal_dialect=rehearsal_dialect,
+                         config_path=config_path,
                          automated_only=automated_only)
     results = cl.evaluate(spec, context)
     doc = cl.report(spec, results)

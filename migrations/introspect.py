@@ -24,10 +24,11 @@ def introspect(db: Database) -> Schema:
                 return _sqlite(conn)
             if db.dialect == "postgresql":
                 return _postgresql(conn)
+            if db.dialect == "mssql":
+                return _mssql(conn)
         finally:
             conn.rollback()
-    raise ConfigError(f"schema introspection is not available for {db.dialect} here; "
-                      "rehearse on a scratch sqlite or postgresql database")
+    raise ConfigError(f"schema introspection is not available for {db.dialect}")
 
 
 def _sqlite(conn: Any) -> Schema:
@@ -113,6 +114,58 @@ def _postgresql(conn: Any) -> Schema:
                 (HISTORY_TABLE,))
     for t, name, definition in cur.fetchall():
         table(t)["constraints"][name] = definition
+    return schema
+
+
+_MSSQL_COLUMNS = """SELECT t.name, c.name, ty.name, c.max_length, c.precision, c.scale, c.is_nullable,
+    dc.name, dc.definition, c.is_identity
+FROM sys.tables t
+JOIN sys.columns c ON c.object_id = t.object_id
+JOIN sys.types ty ON ty.user_type_id = c.user_type_id
+LEFT JOIN sys.default_constraints dc ON dc.object_id = c.default_object_id
+WHERE t.name <> ?
+ORDER BY t.name, c.column_id"""
+
+_MSSQL_INDEXES = """SELECT t.name, i.name, i.is_unique, i.type_desc, i.filter_definition,
+    STRING_AGG(CAST(col.name AS NVARCHAR(MAX)) + CASE WHEN ic.is_included_column = 1 THEN N' (included)' ELSE N'' END,
+               N', ') WITHIN GROUP (ORDER BY ic.is_included_column, ic.key_ordinal, ic.index_column_id)
+FROM sys.indexes i
+JOIN sys.tables t ON t.object_id = i.object_id
+JOIN sys.index_columns ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+JOIN sys.columns col ON col.object_id = ic.object_id AND col.column_id = ic.column_id
+WHERE i.name IS NOT NULL AND t.name <> ?
+GROUP BY t.name, i.name, i.is_unique, i.type_desc, i.filter_definition"""
+
+# Named constraints with what they say: CHECK and DEFAULT definitions, FOREIGN KEY targets, keys.
+_MSSQL_CONSTRAINTS = """SELECT t.name, o.name, o.type_desc,
+    COALESCE(cc.definition, dc.definition, OBJECT_NAME(fk.referenced_object_id), N'')
+FROM sys.objects o
+JOIN sys.tables t ON t.object_id = o.parent_object_id
+LEFT JOIN sys.check_constraints cc ON cc.object_id = o.object_id
+LEFT JOIN sys.default_constraints dc ON dc.object_id = o.object_id
+LEFT JOIN sys.foreign_keys fk ON fk.object_id = o.object_id
+WHERE o.type IN ('C', 'D', 'F', 'PK', 'UQ') AND t.name <> ?"""
+
+
+def _mssql(conn: Any) -> Schema:
+    cur = conn.cursor()
+    schema: Schema = {}
+
+    def table(name: str) -> dict[str, Any]:
+        return schema.setdefault(name, {"columns": {}, "indexes": {}, "constraints": {}})
+
+    cur.execute(_MSSQL_COLUMNS, (HISTORY_TABLE,))
+    for t, c, dtype, length, precision, scale, nullable, default_name, default, identity in cur.fetchall():
+        table(t)["columns"][c] = {"type": dtype, "length": length, "precision": precision, "scale": scale,
+                                  "nullable": bool(nullable), "default": default,
+                                  "default_name": default_name, "identity": bool(identity)}
+    cur.execute(_MSSQL_INDEXES, (HISTORY_TABLE,))
+    for t, name, unique, kind, where, columns in cur.fetchall():
+        table(t)["indexes"][name] = f"{'UNIQUE ' if unique else ''}{kind} ({columns})" + (
+            f" WHERE {where}" if where else "")
+    cur.execute(_MSSQL_CONSTRAINTS, (HISTORY_TABLE,))
+    for t, name, kind, definition in cur.fetchall():
+        table(t)["constraints"][name] = f"{kind} {definition}".strip()
     return schema
 
 

@@ -1,7 +1,10 @@
 """Rollback rehearsal: up -> down -> up on a scratch database, comparing schemas.
 
 After ``down --to N`` the introspected schema must equal the one recorded right
-after ``up --to N``, and the final ``up`` must reproduce the first one.
+after ``up --to N``, and the final ``up`` must reproduce the first one. Any dialect
+the runner speaks, SQL Server included: the evidence records the dialect and the
+server's version, so the checklist can tell a rehearsal on the release's target
+from one on a stand-in.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from bot_core import __version__
 from bot_core.errors import ConfigError
 from bot_core.storage import Database
 from migrations.introspect import diff, introspect
@@ -36,9 +40,29 @@ def rehearse(db: Database, progress: Callable[[str], None] | None = None) -> dic
     return {
         "check": "rollback-rehearsal",
         "dialect": db.dialect,
+        "server_version": server_version(db),
+        "tool_version": __version__,
         "database": db.url.redacted(),
         "versions": [f"{v:03d}" for v in versions],
         "steps": steps,
         "identical": identical,
         "finished_at": datetime.now(timezone.utc).isoformat(),
     }
+
+
+SERVER_VERSION_SQL = {
+    "sqlite": "SELECT sqlite_version()",
+    "postgresql": "SHOW server_version",
+    "mssql": "SELECT CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128)) + N' ' + "
+             "CAST(SERVERPROPERTY('Edition') AS NVARCHAR(128))",
+}
+
+
+def server_version(db: Database) -> str:
+    """The database server's own version string (SQLite: the library's)."""
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute(SERVER_VERSION_SQL[db.dialect])
+        row = cur.fetchone()
+        conn.rollback()
+    return str(row[0]) if row and row[0] is not None else "unknown"

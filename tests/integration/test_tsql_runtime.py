@@ -3,7 +3,8 @@
 The real code paths run on the ``mssql`` dialect against a recording stand-in for SQL Server
 (tests/support/tsql_recorder.py): ingest (new and duplicate), processing that creates a
 report, the after-commit send and a failed send retried by a round, statuses, the sweeper,
-the look-out, health, and the runner's up/status/validate/down. Every distinct statement is
+the look-out, health, the runner's up/status/validate/down and the rollback rehearsal
+(schema introspection, server version). Every distinct statement is
 checked with migrations/tsql_check.py. Nothing here lists statements: one added to any of
 these paths later is collected and checked the same way.
 """
@@ -23,6 +24,7 @@ from bot_core.storage import open_database
 from bot_core.telemetry import Telemetry
 from bot_core.webhook import meta
 from bot_core.webhook.payload import decode_webhook
+from migrations.rehearse import rehearse
 from migrations.runner import MigrationRunner
 from migrations.tsql_check import check_script
 from ops.loadtest.traffic import CONFIRM
@@ -100,12 +102,14 @@ def exercise(tmp_path, healthy: bool = True) -> list[str]:
 
     runner_db = RecordingDatabase(url=db.url, sqlite_path=str(tmp_path / "runner.db"), recording=db.recording,
                                   ddl=db.ddl)
+    # The rehearsal drives the runner: up --to each version, down step by step, up, introspecting.
+    evidence = rehearse(runner_db)
+    assert evidence["dialect"] == "mssql" and "stand-in" in evidence["server_version"]
     runner = MigrationRunner(runner_db)
-    applied = runner.up()
-    assert applied and all(s.state == "applied" for s in runner.status())
+    assert all(s.state == "applied" for s in runner.status())
     assert runner.validate() == []
     runner.down(to=0)
-    assert [s.state for s in runner.status()][1:] == ["pending"] * (len(applied) - 1)
+    assert [s.state for s in runner.status()][1:] == ["pending"] * (len(evidence["versions"]) - 1)
     return [s for s in db.recording.distinct() if s not in ddl]
 
 
@@ -125,7 +129,8 @@ def test_every_runtime_tsql_statement_parses_and_passes_the_linter(tmp_path, cap
     text = "\n".join(statements)
     # The paths really ran on the mssql dialect (the forms only SQL Server gets).
     for marker in ("MERGE dbo.MensajesProcesados WITH (HOLDLOCK)", "OUTPUT inserted.", "TOP (",
-                   "WITH (UPDLOCK, READPAST, ROWLOCK)", "sp_getapplock", "SET XACT_ABORT ON"):
+                   "WITH (UPDLOCK, READPAST, ROWLOCK)", "sp_getapplock", "SET XACT_ABORT ON", "sys.index_columns",
+                   "SERVERPROPERTY"):
         assert marker in text, marker
     assert len(statements) >= 25
 

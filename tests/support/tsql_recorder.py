@@ -11,7 +11,10 @@ meaning on a real SQLite database:
   ``ON`` key, then the ``WHEN MATCHED`` update or the ``WHEN NOT MATCHED`` insert runs, and
   the ``OUTPUT`` columns of the affected row are the result set;
 * SQL Server's own objects (``sp_getapplock``, ``sys.tables``, the history table's DDL) are
-  answered the way SQL Server answers them;
+  answered the way SQL Server answers them; other catalog queries (``sys.columns``,
+  ``sys.indexes``… of schema introspection) answer no rows, as on a database without
+  our tables (the migration DDL is not carried out, see below), and ``SERVERPROPERTY``
+  a version string marked as the stand-in's;
 * the statements of the T-SQL migration scripts are recorded but not carried out (they are
   DDL for a schema the SQLite side already has; SQL Server would answer "done").
 
@@ -180,6 +183,12 @@ class RecordingCursor:
             return
         if re.match(r"SELECT 1 FROM sys\.tables WHERE name = \?$", text):
             self._result(raw.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", params))
+            return
+        if "SERVERPROPERTY(" in upper:
+            self._set([("16.0 (recording stand-in, not SQL Server)",)])
+            return
+        if re.search(r"\bFROM\s+sys\.", text, re.I):
+            self._set([], (("catalog",),), 0)
             return
         if upper.startswith("MERGE"):
             self._merge(text, params)
