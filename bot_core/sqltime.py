@@ -30,3 +30,12 @@ def from_db(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z``, as every botctl output shows a time: seconds, or the
+    milliseconds/microseconds it has (a naive datetime is UTC, as the databases store them)."""
+    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    micros = value.microsecond
+    spec = "seconds" if micros == 0 else "milliseconds" if micros % 1000 == 0 else "microseconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"

@@ -61,7 +61,7 @@ def metrics(
     from cli.output import Console, render
     from kql import metrics as lib
     from kql.queries import load_queries, parse_timespan, select
-    from kql.render import parse_datetime, resolve_range
+    from kql.render import iso, names_zone, parse_datetime, resolve_range
 
     check_choice("--output", output, OUTPUTS)
     queries = load_queries()
@@ -75,15 +75,16 @@ def metrics(
         chosen = [q for q in chosen if q.threshold] if not names else chosen
     if output == "csv" and len(chosen) > 1:
         raise ConfigError("--output csv holds one table: name one query (botctl metrics --list)")
-    now_at = parse_datetime(now, "--now") if now else datetime.now(timezone.utc)
+    now_at = parse_datetime(now, "--now") if now else datetime.now(timezone.utc).replace(microsecond=0)
     time_range = resolve_range(now_at, since, from_, to)
+    for flag, text in (("--from", from_), ("--to", to), ("--now", now)):
+        if text and not names_zone(text):
+            Console(quiet).info(f"{flag} {text} has no time zone: taken as UTC ({iso(parse_datetime(text, flag))})")
     source, schema, target = lib.resolve_source(source, app, workspace, schema)
     width = parse_timespan(bin, "--bin") if bin else None
     if show_query:
-        from kql.render import query_text
-
         for query in chosen:
-            text = query_text(query, schema, time_range, lib.bin_for(query, time_range, width, check))
+            _, text = lib.text_for(query, schema, time_range, width, check)
             typer.echo(f"// {query.name}\n{text}")
         return
 

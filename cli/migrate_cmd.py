@@ -54,7 +54,8 @@ def status(db: DbOption = None, config_path: ConfigOption = None, output: Output
     check_choice("--output", output, OUTPUTS)
     runner, console = _runner(db, config_path, quiet, read_only=True)
     rows = [asdict(s) for s in runner.status()]
-    render(rows, output, columns=["version", "description", "state", "applied_at", "execution_ms"])
+    columns = ["version", "description", "state", "applied_at", "execution_ms"]
+    render(rows, output, columns=columns + (["repaired_at"] if any(r["repaired_at"] for r in rows) else []))
     pending = [r for r in rows if r["state"] != "applied"]
     console.info(f"{runner.db.url}: {len(rows) - len(pending)} applied, {len(pending)} not applied")
     raise typer.Exit(1 if pending else 0)

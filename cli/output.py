@@ -9,11 +9,15 @@ import sys
 from datetime import date, datetime
 from typing import Any, Iterable, Sequence, TextIO
 
+from bot_core.sqltime import iso_utc
+
 FORMATS = ("table", "json", "csv")
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
@@ -56,7 +60,9 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, date):
         return value.isoformat()
     return str(value)
 

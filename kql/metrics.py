@@ -42,6 +42,15 @@ def bin_for(query: StoredQuery, time_range: TimeRange, override: timedelta | Non
     return override or auto_bin(time_range.duration, query.bin)
 
 
+def text_for(query: StoredQuery, schema: str, time_range: TimeRange, bin: timedelta | None,
+             check: bool) -> tuple[timedelta | None, str]:
+    """The bin and the text one query runs with: round bins for a range ending now, unless a
+    threshold is checked on its window (then the window ending now is one bin)."""
+    width = bin_for(query, time_range, bin, check)
+    round_bins = time_range.relative and not (check and query.window is not None)
+    return width, query_text(query, schema, time_range, width, round_bins=round_bins)
+
+
 def run_queries(queries: list[StoredQuery], runner: Runner, time_range: TimeRange, *,
                 schema: str = "classic", bin: timedelta | None = None, check: bool = False,
                 limits: dict[str, float] | None = None) -> list[QueryRun]:
@@ -52,8 +61,7 @@ def run_queries(queries: list[StoredQuery], runner: Runner, time_range: TimeRang
 
     runs = []
     for query in queries:
-        width = bin_for(query, time_range, bin, check)
-        text = query_text(query, schema, time_range, width)
+        width, text = text_for(query, schema, time_range, bin, check)
         try:
             result = runner(text)
         except (LocalQueryError, AzureQueryError) as exc:

@@ -14,8 +14,9 @@ Prelude names:
     the bin width;
 ``bin_from(t)``
     ``bin_at(t, _bin, _from)``: bins aligned on the range start, so an alert
-    window is exactly one bin. Spelled with ``floor`` because duckdb-kql has no
-    ``bin_at`` and mistranslates ``bin()`` of a timespan.
+    window is exactly one bin; for a range ending now, ``bin_at(t, _bin, _origin)``
+    with ``_origin`` a round boundary (bins at :00, :15, …). Spelled with ``floor``
+    because duckdb-kql has no ``bin_at`` and mistranslates ``bin()`` of a timespan.
 
 For the workspace schema the prelude first maps ``AppTraces``/``AppRequests``
 onto the classic names (``let traces = AppTraces | project timestamp =
@@ -43,10 +44,11 @@ NICE_BINS = tuple(parse_timespan(t) for t in (
 
 @dataclass(frozen=True)
 class TimeRange:
-    """A half-open UTC range ``[start, end)``."""
+    """A half-open UTC range ``[start, end)``; *relative* when it ends now (``--since``)."""
 
     start: datetime
     end: datetime
+    relative: bool = False
 
     def __post_init__(self) -> None:
         for value in (self.start, self.end):
@@ -67,20 +69,27 @@ class TimeRange:
 
 def iso(value: datetime) -> str:
     """ISO-8601 in UTC with a Z, seconds precision unless there is a fraction."""
-    text = value.astimezone(timezone.utc).isoformat()
-    return text.replace("+00:00", "Z")
+    from bot_core.sqltime import iso_utc
+
+    return iso_utc(value)
 
 
 def parse_datetime(text: str, what: str) -> datetime:
-    """An ISO-8601 datetime that names its offset (``Z`` or ``+02:00``)."""
+    """An ISO-8601 datetime; one without an offset (``Z``, ``+02:00``) is UTC, as az takes it."""
     try:
         value = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"{what}: {text!r} is not an ISO-8601 datetime "
                           "(e.g. 2024-05-01T08:00:00Z)") from None
-    if value.tzinfo is None:
-        raise ConfigError(f"{what}: {text!r} has no time zone; add Z or an offset such as -05:00")
-    return value
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def names_zone(text: str) -> bool:
+    """Whether an ISO-8601 text carries its offset (else :func:`parse_datetime` took it as UTC)."""
+    try:
+        return datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def resolve_range(now: datetime, since: str | None = None, start: str | None = None,
@@ -91,7 +100,13 @@ def resolve_range(now: datetime, since: str | None = None, start: str | None = N
     end_at = parse_datetime(end, "--to") if end else now
     if start:
         return TimeRange(parse_datetime(start, "--from"), end_at)
-    return TimeRange(end_at - parse_timespan(since or "24h", "--since"), end_at)
+    return TimeRange(end_at - parse_timespan(since or "24h", "--since"), end_at, relative=end is None)
+
+
+def bin_origin(start: datetime, width: timedelta) -> datetime:
+    """The round bin boundary at or before *start* (multiples of *width* since the Unix epoch, UTC)."""
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + (start - epoch) // width * width
 
 
 def auto_bin(duration: timedelta, default_bin: timedelta) -> timedelta:
@@ -130,7 +145,8 @@ def schema_prelude(schema: str) -> list[str]:
             for classic, (workspace, pairs) in workspace_mappings().items()]
 
 
-def _prelude(query: StoredQuery, schema: str, start: str, end: str, bin_text: str | None) -> str:
+def _prelude(query: StoredQuery, schema: str, start: str, end: str, bin_text: str | None,
+             origin: str | None = None) -> str:
     lets = schema_prelude(schema)
     lets.append(f"let _from = {start};")
     lets.append(f"let _to = {end};")
@@ -138,21 +154,31 @@ def _prelude(query: StoredQuery, schema: str, start: str, end: str, bin_text: st
         if bin_text is None:
             raise ConfigError(f"{query.name} needs a bin")
         lets.append(f"let _bin = {bin_text};")
-        lets.append("let bin_from = (t: datetime) { _from + _bin * floor((t - _from) / _bin, 1) };")
+        if origin is None:
+            lets.append("let bin_from = (t: datetime) { _from + _bin * floor((t - _from) / _bin, 1) };")
+        else:
+            lets.append(f"let _origin = {origin};")
+            lets.append("let bin_from = (t: datetime) { _origin + _bin * floor((t - _origin) / _bin, 1) };")
     return "\n".join(lets)
 
 
-def _text(query: StoredQuery, schema: str, start: str, end: str, bin: timedelta | None) -> str:
+def _text(query: StoredQuery, schema: str, start: str, end: str, bin: timedelta | None,
+          origin: str | None = None) -> str:
     bin_text = kql_timespan(bin) if query.uses_bin and bin is not None else None
-    return f"{_prelude(query, schema, start, end, bin_text)}\n{query.body}\n"
+    return f"{_prelude(query, schema, start, end, bin_text, origin)}\n{query.body}\n"
 
 
 def query_text(query: StoredQuery, schema: str, time_range: TimeRange,
-               bin: timedelta | None = None) -> str:
-    """The text ``botctl metrics`` sends (or runs locally) for one stored query."""
+               bin: timedelta | None = None, round_bins: bool = False) -> str:
+    """The text ``botctl metrics`` sends (or runs locally) for one stored query.
+
+    Bins start at ``_from`` (an alert window is one bin), or with *round_bins* on round
+    boundaries (``bin_origin``), as a range ending "now" should show them.
+    """
     if not isinstance(time_range, TimeRange):
         raise TypeError("time_range must be a TimeRange")
-    return _text(query, schema, kql_datetime(time_range.start), kql_datetime(time_range.end), bin)
+    origin = kql_datetime(bin_origin(time_range.start, bin)) if round_bins and bin and query.uses_bin else None
+    return _text(query, schema, kql_datetime(time_range.start), kql_datetime(time_range.end), bin, origin)
 
 
 #: The workbook time-range parameter's expansions (Azure Workbooks substitutes

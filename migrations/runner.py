@@ -10,13 +10,14 @@ from __future__ import annotations
 import getpass
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 from bot_core import __version__
 from bot_core.errors import BotctlError, ConfigError
+from bot_core.sqltime import from_db
 from bot_core.storage import Database
 from bot_core.storage.database import odbc_error_text
 from migrations.locks import MigrationLock
@@ -70,8 +71,9 @@ class HistoryRow:
     script: str
     checksum: str | None
     success: bool
-    started_at: Any
+    started_at: datetime | None  # UTC, timezone-aware, whatever the dialect stored
     execution_ms: int
+    repaired_at: datetime | None = None  # the last repair that realigned this row's checksum
 
 
 @dataclass
@@ -99,7 +101,8 @@ class HistoryState:
             elif row.direction == "repair":
                 state.failed.pop(v, None)
                 if v in state.applied and row.checksum:
-                    state.applied[v] = row  # checksum realigned to the file
+                    # checksum realigned to the file; the apply time stays, the repair has its own
+                    state.applied[v] = replace(state.applied[v], checksum=row.checksum, repaired_at=row.started_at)
         return state
 
     @property
@@ -112,8 +115,9 @@ class MigrationStatus:
     version: str
     description: str
     state: str  # applied | pending | changed | missing | failed | out-of-order
-    applied_at: Any = None
+    applied_at: datetime | None = None
     execution_ms: int | None = None
+    repaired_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ class MigrationRunner:
         cur.execute(
             f"SELECT installed_rank, version, description, direction, script, checksum, success, "
             f"started_at, execution_ms FROM {HISTORY_TABLE} ORDER BY installed_rank")
-        return [HistoryRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], bool(int(r[6])), r[7], int(r[8]))
+        return [HistoryRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], bool(int(r[6])), from_db(r[7]), int(r[8]))
                 for r in cur.fetchall()]
 
     def _history_exists(self, cur: Any) -> bool:
@@ -201,11 +205,12 @@ class MigrationRunner:
             else:
                 s = "applied"
             out.append(MigrationStatus(m.version_label, m.description, s,
-                                       row.started_at if row else None, row.execution_ms if row else None))
+                                       row.started_at if row else None, row.execution_ms if row else None,
+                                       row.repaired_at if row else None))
         for version, row in sorted(state.applied.items()):
             if version not in self.by_version:
                 out.append(MigrationStatus(f"{version:03d}", row.description, "missing",
-                                           row.started_at, row.execution_ms))
+                                           row.started_at, row.execution_ms, row.repaired_at))
         return out
 
     def validate(self) -> list[Problem]:

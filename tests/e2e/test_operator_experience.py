@@ -225,3 +225,68 @@ def test_bash_completion_offers_the_choices(words, expected):
 def test_completion_script_can_be_shown():
     r = botctl("--show-completion", "bash")
     assert r.returncode == 0 and "_BOTCTL_COMPLETE=complete_bash" in r.stdout
+
+
+# --- times: round bins, ISO-8601 UTC with Z, zoneless --from is UTC, applied_at, repair -------------
+
+def _request_line(at: str, ok: bool = True) -> str:
+    return json.dumps({"itemType": "request", "name": "POST /webhook", "url": "/webhook",
+                       "resultCode": "200" if ok else "500", "success": ok, "duration": 3.5, "timestamp": at,
+                       "itemCount": 1, "operation_Id": "x", "customDimensions": {"event_name": "webhook.request"}})
+
+
+ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?Z"
+
+
+def test_metrics_bins_are_round_and_every_time_is_utc_with_z(tmp_path):
+    telemetry = tmp_path / "t.jsonl"
+    telemetry.write_text("\n".join(_request_line(f"2024-05-01T{h:02d}:{m:02d}:{s:02d}.123456Z", ok=m % 2 == 0)
+                                   for h, m, s in ((8, 1, 7), (8, 16, 40), (8, 33, 2), (9, 2, 59))) + "\n")
+    r = botctl("metrics", "error_rate", "--file", str(telemetry), "--since", "4h", "--bin", "15m",
+               "--now", "2024-05-01T10:07:31.584824", cwd=tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "--now 2024-05-01T10:07:31.584824 has no time zone: taken as UTC" in r.stderr
+    rows = re.findall(rf"^({ISO_Z}) +\d+", r.stdout, re.M)
+    assert rows == ["2024-05-01T08:00:00Z", "2024-05-01T08:15:00Z", "2024-05-01T08:30:00Z", "2024-05-01T09:00:00Z"]
+    assert "+00:00" not in r.stdout + r.stderr
+    as_json = botctl("metrics", "error_rate", "--file", str(telemetry), "--from", "2024-05-01T08:00",
+                     "--to", "2024-05-01T12:00:00+02:00", "-o", "json", "-q", cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert (doc["from"], doc["to"]) == ("2024-05-01T08:00:00Z", "2024-05-01T10:00:00Z")
+    times = re.findall(r'"(\d{4}-\d\d-\d\dT[^"]*)"', as_json.stdout)
+    assert times and all(re.fullmatch(ISO_Z, t) for t in times), times
+
+
+def test_zoneless_from_is_said_to_be_utc(tmp_path):
+    telemetry = tmp_path / "t.jsonl"
+    telemetry.write_text(_request_line("2024-05-01T08:01:07Z") + "\n")
+    r = botctl("metrics", "error_rate", "--file", str(telemetry), "--from", "2024-05-01T08:00",
+               "--to", "2024-05-01T09:00Z", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "--from 2024-05-01T08:00 has no time zone: taken as UTC (2024-05-01T08:00:00Z)" in r.stderr
+    assert "--to" not in r.stderr.replace("--to 2024", "")  # --to named its zone: nothing said
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_applied_at_is_utc_with_z_and_repair_keeps_it(tmp_path, dialect, request, copy_migrations):
+    """Same format in every dialect; a repair that realigns a checksum records its own time."""
+    url = f"sqlite:///{tmp_path / 'm.db'}" if dialect == "sqlite" else request.getfixturevalue("pg_url")
+    assert botctl("migrate", "up", "--db", url, "-q").returncode == 0
+    before = json.loads(botctl("migrate", "status", "--db", url, "-o", "json").stdout)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", row["applied_at"]) for row in before)
+    from bot_core.storage import open_database
+
+    db = open_database(url)
+    with db.connection() as conn:  # the operator edited an applied file; repair realigns its checksum
+        with db.transaction(conn) as cur:
+            cur.execute("UPDATE botctl_schema_history SET checksum = 'edited' WHERE version = '001'")
+    time.sleep(0.01)
+    r = botctl("migrate", "repair", "--db", url)
+    assert r.returncode == 0 and "realigned checksum" in r.stdout, r.stderr
+    after = {row["version"]: row for row in json.loads(botctl("migrate", "status", "--db", url, "-o", "json").stdout)}
+    assert after["001"]["applied_at"] == before[1]["applied_at"] and after["001"]["state"] == "applied"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", after["001"]["repaired_at"])
+    assert after["001"]["repaired_at"] > after["001"]["applied_at"] and after["002"]["repaired_at"] is None
+    table = botctl("migrate", "status", "--db", url).stdout
+    assert "repaired_at" in table.splitlines()[0]

@@ -52,7 +52,7 @@ def test_partial_result_is_shown_with_the_error_details(capsys, recorded):
     recorded("partial.json")
     code, out, err = botctl(capsys, "concurrency_retries", "--app", APP.id, *ARGS)
     assert code == 0
-    assert "2024-05-01T08:00:00+00:00  4" in out
+    assert "2024-05-01T08:00:00Z  4" in out
     assert "warning: concurrency_retries: partial result: PartialError: There were some errors" in err
     assert "E_QUERY_RESULT_SET_TOO_LARGE" in err
 
@@ -69,7 +69,7 @@ def test_throttling_is_retried_and_said(capsys, recorded):
     assert code == 0 and len(adapters[0].sent) == 3
     assert recorded.slept == [3.0, 2.0]
     assert err.count("warning: throttled: HTTP 429 ThrottledError") == 2
-    assert "2024-05-01T08:00:00+00:00  4" in out
+    assert "2024-05-01T08:00:00Z  4" in out
 
 
 def test_auth_failure_is_one_clear_line_and_exit_2(capsys, recorded):

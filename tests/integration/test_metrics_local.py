@@ -224,7 +224,6 @@ def test_csv_is_one_query(capsys, telemetry_file):
 
 
 @pytest.mark.parametrize("args, complaint", [
-    (["--from", "2024-05-01T08:00:00"], "no time zone"),
     (["--since", "1h", "--from", "2024-05-01T08:00:00Z"], "not both"),
     (["--check", "--bin", "5m"], "drop --bin"),
     (["--schema", "workspace"], "--schema workspace needs --source appinsights"),

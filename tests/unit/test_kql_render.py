@@ -96,8 +96,8 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def test_since_ends_now_and_from_to_are_kept_in_utc():
-    assert resolve_range(NOW, since="90m") == TimeRange(NOW - timedelta(minutes=90), NOW)
-    assert resolve_range(NOW) == TimeRange(NOW - timedelta(hours=24), NOW)
+    assert resolve_range(NOW, since="90m") == TimeRange(NOW - timedelta(minutes=90), NOW, relative=True)
+    assert resolve_range(NOW) == TimeRange(NOW - timedelta(hours=24), NOW, relative=True)
     assert resolve_range(NOW, start="2024-05-01T08:00:00Z") == \
         TimeRange(datetime(2024, 5, 1, 8, tzinfo=UTC), NOW)
 
@@ -110,7 +110,6 @@ def test_from_to_across_zones():
 
 
 @pytest.mark.parametrize("kwargs, complaint", [
-    ({"start": "2024-05-01T08:00:00"}, "no time zone"),
     ({"start": "yesterday"}, "not an ISO-8601"),
     ({"since": "1h", "start": "2024-05-01T08:00:00Z"}, "not both"),
     ({"start": "2024-05-01T13:00:00Z", "end": "2024-05-01T12:00:00Z"}, "empty range"),
@@ -135,3 +134,23 @@ def test_parse_datetime_accepts_z_and_offsets():
 ])
 def test_the_bin_follows_the_range(duration, stored, expected):
     assert auto_bin(duration, stored) == expected
+
+
+def test_a_datetime_without_a_zone_is_utc():
+    from kql.render import names_zone
+
+    assert resolve_range(NOW, start="2024-05-01T08:00:00").start == datetime(2024, 5, 1, 8, tzinfo=UTC)
+    assert not names_zone("2024-05-01T08:00:00") and names_zone("2024-05-01T08:00:00Z")
+    assert names_zone("2024-05-01T08:00:00-05:00")
+
+
+def test_a_range_ending_now_has_round_bins_and_an_alert_window_is_one_bin():
+    from kql.render import bin_origin
+
+    now = datetime(2024, 5, 1, 10, 7, 31, 584824, tzinfo=UTC)
+    span = resolve_range(now, since="24h")
+    assert bin_origin(span.start, timedelta(minutes=15)) == datetime(2024, 4, 30, 10, 0, tzinfo=UTC)
+    text = query_text(QUERIES["error_rate"], "classic", span, timedelta(minutes=15), round_bins=True)
+    assert "let _origin = datetime(2024-04-30T10:00:00.000000Z);" in text
+    assert "_origin + _bin * floor((t - _origin) / _bin, 1)" in text
+    assert "_origin" not in query_text(QUERIES["error_rate"], "classic", span, timedelta(minutes=15))
