@@ -67,6 +67,7 @@ class BotSettings:
     round_budget_s: float = 20.0  # one run_round() (the Functions timer)
     sweep_batch: int = 200
     idle_minutes: int = 30
+    supervisors: frozenset[str] = frozenset()  # phones/BSUIDs that may read every ticket's status
     db_threads: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
     crash_after_ingest: str | None = None  # fault-injection seam for the crash tests
@@ -93,7 +94,8 @@ class Bot:
                                      clock=clock)
         self.processor = Processor(self.dbx, telemetry, intent or RulesIntentService(),
                                    idle_minutes=settings.idle_minutes, lease_seconds=settings.lease_seconds,
-                                   on_committed=self.dispatcher.kick, clock=clock)
+                                   on_committed=self.dispatcher.kick, clock=clock,
+                                   supervisors=settings.supervisors)
         self.pending_migrations = pending_migrations
         self._migrations_checked: tuple[float, str | None] | None = None  # (when, detail)
         self._health_detail: str | None = None  # what was last logged
@@ -162,7 +164,7 @@ class Bot:
         fresh: list[InboundMessage] = []
         for message, reg in zip(messages, registrations):
             if reg.is_duplicate:
-                self.telemetry.emit("dedup.duplicate", telefono=message.telefono, message_id=message.message_id,
+                self.telemetry.emit("dedup.duplicate", telefono=message.user_key, message_id=message.message_id,
                                     retry_count=reg.retry_count)
             else:  # a second copy within this request was registered as a duplicate above
                 fresh.append(message)
@@ -185,7 +187,8 @@ class Bot:
             for s in statuses:
                 code = str(s.errors[0].code) if s.errors and s.errors[0].code is not None else None
                 detail = s.errors[0].title if s.errors else None
-                moved += outbox.apply_status(cur, self.dbx.db.dialect, s.wamid, s.status, now, code, detail)
+                moved += outbox.apply_status(cur, self.dbx.db.dialect, s.wamid, s.status, now, code, detail,
+                                             s.recipient_user_id)
             return moved
 
         return await self.dbx.transaction(apply)
@@ -410,8 +413,8 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
             return _error(400, reason), (0, 0)
         if len(batch.messages) > MAX_MESSAGES_PER_REQUEST:
             return _error(413, f"more than {MAX_MESSAGES_PER_REQUEST} messages in one delivery"), (0, 0)
-        for reason in batch.invalid:  # skipped items: why, never their content
-            telemetry.emit("message.invalid", reason=reason)
+        for item in batch.invalid:  # skipped items: why, never their content; neighbours still recorded
+            telemetry.emit("message.invalid", reason=item.reason)
         try:
             fresh, duplicates = await bot.ingest(batch.messages, batch.statuses)
         except Exception as exc:

@@ -67,6 +67,7 @@ def settings_from_config(config: Config, app_secret: str, verify_token: str) -> 
                        outbox_poll_s=config.get("outbox_poll_seconds"),
                        round_budget_s=config.get("timer_budget_seconds"),
                        idle_minutes=config.get("session_idle_minutes"),
+                       supervisors=frozenset(config.get("supervisors")),
                        crash_after_ingest=config.get("fault.crash_after_ingest"))
 
 

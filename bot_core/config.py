@@ -38,6 +38,18 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _identifiers(value: Any) -> tuple[str, ...]:
+    """Phones (digits) or business-scoped user IDs, as a YAML list or a comma-separated string."""
+    from bot_core.identity import is_bsuid, is_phone
+
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    out = tuple(str(item).strip() for item in items if str(item).strip())
+    bad = [item for item in out if not (is_phone(item) or is_bsuid(item))]
+    if bad:
+        raise ValueError(f"{len(bad)} entries are neither a phone (digits) nor a BSUID")
+    return out
+
+
 FIELDS: dict[str, Field] = {
     "db": Field(str, "sqlite:///botctl.db", help="database URL"),
     "db_password": Field(str, secret=True, help="password for mssql auth=password / postgresql"),
@@ -47,6 +59,7 @@ FIELDS: dict[str, Field] = {
     "hash_key": Field(str, secret=True, help="key of telefono_hash, 16+ characters (required outside local development)"),
     "telemetry_file": Field(str, "botctl-telemetry.jsonl", help="local JSON-lines telemetry"),
     "session_idle_minutes": Field(int, 30),
+    "supervisors": Field(_identifiers, (), help="phones or BSUIDs that may read the status of every ticket"),
     "mode": Field(str, "inline"),
     "inline_deadline_ms": Field(int, 8000),
     "lease_seconds": Field(int, 30),

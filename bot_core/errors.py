@@ -22,3 +22,10 @@ class ConcurrencyError(BotctlError):
         )
         self.operation = operation
         self.expected_version = expected_version
+
+
+def is_unique_violation(exc: Exception) -> bool:
+    """A unique or primary-key violation, as any of the three dialects' drivers word it."""
+    text = str(exc).lower()
+    return ("unique" in text or "duplicate key" in text or "primary key" in text
+            or "23505" in text or "2627" in text)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import httpx
 
+from bot_core.identity import is_bsuid
 from bot_core.outbox import FAILED, PENDING, SENT, OutboundMessage, SendResult
 from bot_core.telemetry import Telemetry
 
@@ -32,8 +33,11 @@ LIST_BUTTON_LABEL = "Ver opciones"
 
 
 def message_payload(message: OutboundMessage) -> dict[str, Any]:
-    """The Cloud API body for a text, reply-buttons or list message."""
-    base: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": message.telefono}
+    """The Cloud API body for a text, reply-buttons or list message. A phone goes in ``to``;
+    a business-scoped user ID goes in ``recipient`` (never both: ``to`` would take precedence)."""
+    field_name = "recipient" if is_bsuid(message.telefono) else "to"
+    base: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                            field_name: message.telefono}
     if message.kind == "text" or not message.options:
         return {**base, "type": "text", "text": {"preview_url": False, "body": message.text}}
     if message.kind == "buttons":

@@ -20,8 +20,8 @@ from bot_core.webhook.payload import InboundMessage
 PENDING, PROCESSING, PROCESSED, FAILED = "PENDIENTE", "PROCESANDO", "PROCESADO", "FALLIDO"
 
 _UPSERT = """INSERT INTO MensajesProcesados
-    (MensajeId, Telefono, Estado, Payload, LeaseHasta, FechaCreacion, Reintentos, Intentos)
-VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+    (MensajeId, Telefono, Estado, Payload, LeaseHasta, FechaCreacion, Reintentos, Intentos, UsuarioId, UsuarioIdPadre)
+VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
 ON CONFLICT (MensajeId) DO UPDATE SET
     Reintentos = MensajesProcesados.Reintentos + 1,
     UltimoReintento = excluded.FechaCreacion
@@ -35,8 +35,9 @@ ON t.MensajeId = s.MensajeId
 WHEN MATCHED THEN
     UPDATE SET Reintentos = t.Reintentos + 1, UltimoReintento = ?
 WHEN NOT MATCHED THEN
-    INSERT (MensajeId, Telefono, Estado, Payload, LeaseHasta, FechaCreacion, Reintentos, Intentos)
-    VALUES (s.MensajeId, ?, ?, ?, ?, ?, 0, ?)
+    INSERT (MensajeId, Telefono, Estado, Payload, LeaseHasta, FechaCreacion, Reintentos, Intentos, UsuarioId,
+            UsuarioIdPadre)
+    VALUES (s.MensajeId, ?, ?, ?, ?, ?, 0, ?, ?, ?)
 OUTPUT inserted.Reintentos;"""
 
 
@@ -55,10 +56,12 @@ def register_inbound(cur: Any, dialect: str, message: InboundMessage, now: datet
     payload = json.dumps(message.to_json(), ensure_ascii=False)
     attempts = 1 if lease_until is not None else 0
     ts, lease = to_db(dialect, now), to_db(dialect, lease_until)
+    # The inbox records the sender as the message names it: its phone (if any) and its BSUID.
+    ids = (message.user_id, message.parent_user_id)
     if dialect == "mssql":
-        cur.execute(_MERGE, (message.message_id, ts, message.telefono, state, payload, lease, ts, attempts))
+        cur.execute(_MERGE, (message.message_id, ts, message.telefono, state, payload, lease, ts, attempts, *ids))
     else:
-        cur.execute(_UPSERT, (message.message_id, message.telefono, state, payload, lease, ts, attempts))
+        cur.execute(_UPSERT, (message.message_id, message.telefono, state, payload, lease, ts, attempts, *ids))
     retry_count = int(cur.fetchone()[0])
     return Registration(message.message_id, retry_count > 0, retry_count)
 

@@ -34,7 +34,7 @@ class OutboundMessage:
     outbox_id: int
     message_id: str  # the inbound message it answers
     sequence: int
-    telefono: str
+    telefono: str  # the recipient: a phone, or a BSUID for a user known only by it
     kind: str  # text | buttons | list
     text: str
     options: tuple[tuple[str, str], ...]
@@ -116,8 +116,10 @@ def record_results(cur: Any, dialect: str, results: list[tuple[OutboundMessage, 
 
 
 def apply_status(cur: Any, dialect: str, wamid: str, status: str, now: datetime,
-                 error_code: str | None = None, error_detail: str | None = None) -> bool:
-    """Move a sent row forward on a Meta ``statuses`` webhook; never backwards."""
+                 error_code: str | None = None, error_detail: str | None = None,
+                 recipient_user_id: str | None = None) -> bool:
+    """Move a sent row forward on a Meta ``statuses`` webhook; never backwards. Matched by
+    wamid; the recipient's BSUID (``recipient_user_id``) is recorded when Meta sends it."""
     state = STATUS_TO_STATE.get(status)
     if state is None:
         return False
@@ -126,9 +128,10 @@ def apply_status(cur: Any, dialect: str, wamid: str, status: str, now: datetime,
         return False
     marks = ", ".join("?" for _ in lower)
     cur.execute(f"UPDATE MensajesSalientes SET Estado = ?, CodigoError = COALESCE(?, CodigoError), "
-                f"DetalleError = COALESCE(?, DetalleError), FechaActualizacion = ? "
+                f"DetalleError = COALESCE(?, DetalleError), FechaActualizacion = ?, "
+                f"UsuarioId = COALESCE(UsuarioId, ?) "
                 f"WHERE WamidSaliente = ? AND Estado IN ({marks})",
-                (state, error_code, error_detail, to_db(dialect, now), wamid, *lower))
+                (state, error_code, error_detail, to_db(dialect, now), recipient_user_id, wamid, *lower))
     return cur.rowcount > 0
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from bot_core import inbox
+from bot_core import identity, inbox
 from bot_core.conversation.model import (INICIO, OTRO, REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO,
                                          STATES, CreateReport, Equipo, Facts, Inbound, ReportStatus, Session,
                                          Transition, Understanding)
@@ -81,7 +81,8 @@ class Outcome:
 class Processor:
     def __init__(self, dbx: DbExecutor, telemetry: Telemetry, intent: IntentService | None = None,
                  idle_minutes: int = 30, lease_seconds: float = 30.0, retry: RetryPolicy = RetryPolicy(),
-                 on_committed: Callable[[], None] | None = None, clock: Callable[[], datetime] = utcnow):
+                 on_committed: Callable[[], None] | None = None, clock: Callable[[], datetime] = utcnow,
+                 supervisors: frozenset[str] = frozenset()):
         self.dbx = dbx
         self.dialect = dbx.db.dialect
         self.telemetry = telemetry
@@ -91,13 +92,14 @@ class Processor:
         self.retry = retry
         self.on_committed = on_committed or (lambda: None)
         self.clock = clock
+        self.supervisors = supervisors  # phones or BSUIDs that may read every ticket
         self.locks = KeyedLock()
 
     # --- entry points ----------------------------------------------------------
 
     async def process(self, message: InboundMessage) -> Outcome:
         """Process a message whose inbox row this process has claimed (PROCESANDO)."""
-        async with self.locks.hold(message.telefono):
+        async with self.locks.hold(message.user_key):
             return await self._process_locked(message)
 
     async def claim_and_process(self, message_id: str) -> Outcome | None:
@@ -109,7 +111,7 @@ class Processor:
         message, attempts = claimed
         if attempts > MAX_ATTEMPTS:
             await self.dbx.transaction(inbox.release, message_id, f"gave up after {MAX_ATTEMPTS} attempts", True)
-            self.telemetry.emit("message.failed", telefono=message.telefono, message_id=message_id,
+            self.telemetry.emit("message.failed", telefono=message.user_key, message_id=message_id,
                                 error_type="MaxAttempts")
             return Outcome(message_id, "failed")
         return await self.process(message)
@@ -135,17 +137,17 @@ class Processor:
         try:
             outcome = await self._commit_with_retries(message, ai)
         except ConcurrencyError:
-            self.telemetry.emit("concurrency.exhausted", telefono=message.telefono,
+            self.telemetry.emit("concurrency.exhausted", telefono=message.user_key,
                                 operation="commit_transition", attempts=self.retry.attempts)
             await self._release(message, "ConcurrencyError: retries exhausted")
             return Outcome(message.message_id, "deferred")
         except Exception as exc:
-            self.telemetry.emit("message.failed", telefono=message.telefono, message_id=message.message_id,
+            self.telemetry.emit("message.failed", telefono=message.user_key, message_id=message.message_id,
                                 error_type=type(exc).__name__)
             await self._release(message, f"{type(exc).__name__}: {exc}")
             return Outcome(message.message_id, "failed")
         if outcome.status == "processed":
-            self.telemetry.emit("message.processed", telefono=message.telefono, message_id=message.message_id,
+            self.telemetry.emit("message.processed", telefono=message.user_key, message_id=message.message_id,
                                 message_type=message.kind, state_from=outcome.state_from,
                                 state_to=outcome.state_to,
                                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
@@ -173,13 +175,13 @@ class Processor:
             await self.dbx.transaction(inbox.release, message.message_id, error)
         except Exception:
             pass  # the lease expires and the sweeper takes it anyway
-        self.telemetry.emit("message.deferred", telefono=message.telefono, message_id=message.message_id,
+        self.telemetry.emit("message.deferred", telefono=message.user_key, message_id=message.message_id,
                             reason=error[:120])
 
     async def _commit_with_retries(self, message: InboundMessage, ai: Understood) -> Outcome:
         def log_retry(state: RetryCallState) -> None:
             assert state.next_action is not None
-            self.telemetry.emit("concurrency.retry", telefono=message.telefono, operation="commit_transition",
+            self.telemetry.emit("concurrency.retry", telefono=message.user_key, operation="commit_transition",
                                 attempt=state.attempt_number, max_attempts=self.retry.attempts,
                                 delay_ms=int(state.next_action.sleep * 1000))
 
@@ -191,7 +193,7 @@ class Processor:
         def on_conflict(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, ConcurrencyError):
-                self.telemetry.emit("concurrency.conflict", telefono=message.telefono,
+                self.telemetry.emit("concurrency.conflict", telefono=message.user_key,
                                     operation=exc.operation, expected_version=exc.expected_version)
 
         async for attempt in AsyncRetrying(retry=retry_if_exception_type(ConcurrencyError),
@@ -205,8 +207,11 @@ class Processor:
         # First write: lock the inbox row; if another processor finished it, stop here.
         if not inbox.mark_processed(cur, self.dialect, message.message_id, now):
             return Outcome(message.message_id, "already-processed")
-        stored = load_session(cur, message.telefono)
-        session = stored or Session.new(message.telefono)
+        user = identity.resolve(cur, self.dialect, message.telefono, message.user_id, message.parent_user_id, now)
+        if message.kind == "system":  # user_changed_number: the new phone/BSUID reach this user
+            user = identity.move(cur, self.dialect, user, message.new_telefono, message.new_user_id, now)
+        stored = load_session(cur, user.key)
+        session = stored or Session.new(user.key)
         # Understand against the state step() will decide in (an idle session starts over).
         estado = effective_state(session, now, self.idle_minutes)
         if isinstance(ai, Understanding):
@@ -215,14 +220,17 @@ class Processor:
             understanding = ai[estado]
         else:  # a state this code does not know (a legacy row): the rules, here
             understanding = RulesIntentService.rules(message.text, message.reply_id, estado)
-        facts = load_facts(cur, understanding, now, self.idle_minutes)
-        inbound = Inbound(message.message_id, message.telefono, message.kind, message.text,
-                          message.reply_id, message.timestamp)
+        facts = load_facts(cur, understanding, now, self.idle_minutes, user, self.supervisors,
+                           message if message.kind == "edit" else None)
+        inbound = Inbound(message.message_id, user.key, message.kind, message.text,
+                          message.reply_id, message.timestamp, message.ref_id)
         transition = step(session, inbound, understanding, facts)
-        save_session(cur, self.dialect, session, stored is not None, transition, now)
-        reports = write_records(cur, self.dialect, message, transition, now)
+        if transition.replies or stored is None or transition.estado_nuevo != session.estado:
+            # An event that is not a request leaves an existing session untouched (not even its clock).
+            save_session(cur, self.dialect, session, stored is not None, transition, now, user)
+        reports = write_records(cur, self.dialect, message, user, transition, now)
         for ticket, report_type in reports:
-            self.telemetry.emit("report.created", telefono=message.telefono, ticket=ticket, report_type=report_type)
+            self.telemetry.emit("report.created", telefono=user.key, ticket=ticket, report_type=report_type)
         return Outcome(message.message_id, "processed", transition.estado_anterior, transition.estado_nuevo,
                        tuple(t for t, _ in reports), len(transition.replies))
 
@@ -238,7 +246,9 @@ async def _rules_ahead(message: InboundMessage) -> Mapping[str, Understanding]:
     return await asyncio.to_thread(RulesIntentService.rules_in_every_state, message.text, message.reply_id)
 
 
-def load_facts(cur: Any, understanding: Understanding, now: datetime, idle_minutes: int) -> Facts:
+def load_facts(cur: Any, understanding: Understanding, now: datetime, idle_minutes: int,
+               user: identity.Identity | None = None, supervisors: frozenset[str] = frozenset(),
+               edit: InboundMessage | None = None) -> Facts:
     """Everything ``step()`` may look up, read in the commit's transaction."""
     equipos: dict[str, Equipo] = {}
     reportes: dict[str, ReportStatus] = {}
@@ -250,12 +260,21 @@ def load_facts(cur: Any, understanding: Understanding, now: datetime, idle_minut
         if row is not None:
             equipos[codigo] = Equipo(int(row[0]), row[1], row[2], row[3] or "", row[4], bool(row[5]))
     for ticket in lookups.tickets:
-        cur.execute("SELECT NumeroTicket, TipoReporte, Estado, FechaCreacion FROM Reportes WHERE NumeroTicket = ?",
-                    (ticket,))
+        cur.execute("SELECT NumeroTicket, TipoReporte, Estado, FechaCreacion, Telefono, UsuarioId "
+                    "FROM Reportes WHERE NumeroTicket = ?", (ticket,))
         row = cur.fetchone()
         if row is not None:
-            reportes[ticket] = ReportStatus(row[0], row[1], row[2], from_db(row[3]))
-    return Facts(now=now, equipos=equipos, reportes=reportes, idle_minutes=idle_minutes)
+            owners = frozenset(v for v in (row[4], row[5]) if v)
+            reportes[ticket] = ReportStatus(row[0], row[1], row[2], from_db(row[3]), owners)
+    viewer = user.names() if user is not None else frozenset()
+    last_message_id = None
+    if edit is not None and user is not None:  # what an edit may change: the user's previous message
+        cur.execute("SELECT MensajeId FROM MensajesChat WHERE Telefono = ? AND Tipo = 'U' AND MensajeId <> ? "
+                    "ORDER BY MensajeChatId DESC", (user.key, edit.message_id))
+        row = cur.fetchone()
+        last_message_id = row[0] if row is not None else None
+    return Facts(now=now, equipos=equipos, reportes=reportes, idle_minutes=idle_minutes, viewer=viewer,
+                 supervisor=bool(viewer & supervisors), last_message_id=last_message_id)
 
 
 def _insert_returning_id(cur: Any, dialect: str, table: str, id_column: str, columns: tuple[str, ...],
@@ -269,15 +288,17 @@ def _insert_returning_id(cur: Any, dialect: str, table: str, id_column: str, col
     return int(cur.fetchone()[0])
 
 
-def write_records(cur: Any, dialect: str, message: InboundMessage, transition: Transition,
-                  now: datetime) -> list[tuple[str, str]]:
-    """Chat history, reports, the audit row and the outbox rows of one transition."""
+def write_records(cur: Any, dialect: str, message: InboundMessage, user: identity.Identity,
+                  transition: Transition, now: datetime) -> list[tuple[str, str]]:
+    """Chat history, reports, the audit row and the outbox rows of one transition, keyed by
+    the user key; each row also records the BSUID and parent BSUID the user is known by."""
     ts = to_db(dialect, now)
-    chat_rows = [(message.telefono, "U", message.text if message.text is not None else f"[{message.kind}]",
-                  message.message_id, ts)]
-    chat_rows += [(message.telefono, "B", reply.text, message.message_id, ts) for reply in transition.replies]
-    cur.executemany("INSERT INTO MensajesChat (Telefono, Tipo, Contenido, MensajeId, Fecha) VALUES (?, ?, ?, ?, ?)",
-                    chat_rows)
+    ids = (user.user_id, user.parent_user_id)
+    chat_rows = [(user.key, "U", message.text if message.text is not None else f"[{message.kind}]",
+                  message.message_id, ts, *ids)]
+    chat_rows += [(user.key, "B", reply.text, message.message_id, ts, *ids) for reply in transition.replies]
+    cur.executemany("INSERT INTO MensajesChat (Telefono, Tipo, Contenido, MensajeId, Fecha, UsuarioId, UsuarioIdPadre) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", chat_rows)
     reports: list[tuple[str, str]] = []
     report_id = None
     for effect in transition.effects:
@@ -285,18 +306,21 @@ def write_records(cur: Any, dialect: str, message: InboundMessage, transition: T
             report_id = _insert_returning_id(
                 cur, dialect, "Reportes", "ReporteId",
                 ("NumeroTicket", "Telefono", "TipoReporte", "EquipoId", "NumeroEmpleado", "Descripcion",
-                 "Estado", "MensajeOrigenId", "FechaCreacion"),
-                (effect.numero_ticket, message.telefono, effect.tipo_reporte, effect.equipo_id,
-                 effect.numero_empleado, effect.descripcion, "PENDIENTE", message.message_id, ts))
+                 "Estado", "MensajeOrigenId", "FechaCreacion", "UsuarioId", "UsuarioIdPadre"),
+                (effect.numero_ticket, user.key, effect.tipo_reporte, effect.equipo_id,
+                 effect.numero_empleado, effect.descripcion, "PENDIENTE", message.message_id, ts, *ids))
             reports.append((effect.numero_ticket, effect.tipo_reporte))
     cur.execute("INSERT INTO HistorialSesiones (Telefono, EstadoAnterior, EstadoNuevo, OrigenAccion, Descripcion, "
-                "ReporteId, FechaAccion) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (message.telefono, transition.estado_anterior, transition.estado_nuevo, transition.origen_accion,
-                 transition.descripcion[:500], report_id, ts))
-    outbox_rows = [(message.message_id, seq, message.telefono, reply.kind,
+                "ReporteId, FechaAccion, UsuarioId, UsuarioIdPadre) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (user.key, transition.estado_anterior, transition.estado_nuevo, transition.origen_accion,
+                 transition.descripcion[:500], report_id, ts, *ids))
+    # The outbox row's Telefono is the recipient: the phone when known, else the BSUID.
+    outbox_rows = [(message.message_id, seq, user.address, reply.kind,
                     json.dumps({"text": reply.text, "options": [list(o) for o in reply.options]},
-                               ensure_ascii=False), "PENDIENTE", ts)
+                               ensure_ascii=False), "PENDIENTE", ts, *ids)
                    for seq, reply in enumerate(transition.replies, start=1)]
-    cur.executemany("INSERT INTO MensajesSalientes (MensajeOrigenId, Secuencia, Telefono, Tipo, Contenido, Estado, "
-                    "FechaCreacion) VALUES (?, ?, ?, ?, ?, ?, ?)", outbox_rows)
+    if outbox_rows:
+        cur.executemany("INSERT INTO MensajesSalientes (MensajeOrigenId, Secuencia, Telefono, Tipo, Contenido, "
+                        "Estado, FechaCreacion, UsuarioId, UsuarioIdPadre) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        outbox_rows)
     return reports

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from bot_core.conversation.model import INICIO, STATES, Session, Transition
-from bot_core.errors import ConcurrencyError
+from bot_core.errors import ConcurrencyError, is_unique_violation
+from bot_core.identity import Identity
 from bot_core.sqltime import from_db, to_db
 
 
@@ -34,34 +35,33 @@ def load_session(cur: Any, telefono: str) -> Session | None:
 
 
 def save_session(cur: Any, dialect: str, before: Session, exists: bool, transition: Transition,
-                 now: datetime) -> int:
+                 now: datetime, user: Identity | None = None) -> int:
     """Write the new state conditionally on ``before.version``; returns the new version."""
     datos = json.dumps(dict(transition.datos), ensure_ascii=False) if transition.datos else None
     ts = to_db(dialect, now)
+    user_id, parent = (user.user_id, user.parent_user_id) if user is not None else (None, None)
     if not exists:
         # A first message: the primary key is the version check (a concurrent
         # first message of the same phone makes this INSERT fail).
         try:
             cur.execute(
                 "INSERT INTO SesionesChat (Telefono, Estado, DatosTemp, EquipoIdTemp, ContadorMensajes, "
-                "FechaCreacion, UltimaActividad, Version) VALUES (?, ?, ?, ?, 1, ?, ?, 1)",
-                (before.telefono, transition.estado_nuevo, datos, transition.equipo_id_temp, ts, ts))
+                "FechaCreacion, UltimaActividad, Version, UsuarioId, UsuarioIdPadre) "
+                "VALUES (?, ?, ?, ?, 1, ?, ?, 1, ?, ?)",
+                (before.telefono, transition.estado_nuevo, datos, transition.equipo_id_temp, ts, ts, user_id, parent))
         except Exception as exc:
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 raise ConcurrencyError("save_session", 0) from None
             raise
         return 1
     cur.execute(
         "UPDATE SesionesChat SET Estado = ?, DatosTemp = ?, EquipoIdTemp = ?, "
-        "ContadorMensajes = ContadorMensajes + 1, UltimaActividad = ?, Version = Version + 1 "
+        "ContadorMensajes = ContadorMensajes + 1, UltimaActividad = ?, Version = Version + 1, "
+        "UsuarioId = COALESCE(?, UsuarioId), UsuarioIdPadre = COALESCE(?, UsuarioIdPadre) "
         "WHERE Telefono = ? AND Version = ?",
-        (transition.estado_nuevo, datos, transition.equipo_id_temp, ts, before.telefono, before.version))
+        (transition.estado_nuevo, datos, transition.equipo_id_temp, ts, user_id, parent, before.telefono,
+         before.version))
     if cur.rowcount != 1:
         raise ConcurrencyError("save_session", before.version)
     return before.version + 1
 
-
-def _is_unique_violation(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return ("unique" in text or "duplicate key" in text or "primary key" in text
-            or "23505" in text or "2627" in text)

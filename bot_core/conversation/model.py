@@ -25,11 +25,14 @@ STATES = (
 PROBLEM_STATES = (REFRI_ESPERA_PROBLEMA, VEHICULO_ESPERA_PROBLEMA)
 CONFIRM_STATES = (REFRI_CONFIRMAR, VEHICULO_CONFIRMAR)
 
+# Every inbound kind (bot_core/webhook/payload.py decodes them; conversation/kinds.py
+# decides what each gets).
 KINDS = frozenset({
     "text", "interactive", "button", "image", "audio", "video", "document",
-    "sticker", "location", "contacts", "reaction", "unsupported",
+    "sticker", "location", "contacts", "reaction", "order", "nfm_reply",
+    "call_permission_reply", "edit", "revoke", "system", "unsupported",
 })  # fmt: skip
-READABLE_KINDS = frozenset({"text", "interactive", "button"})
+READABLE_KINDS = frozenset({"text", "interactive", "button", "edit"})
 
 SALUDO, AYUDA, REPORTAR_FALLA = "SALUDO", "AYUDA", "REPORTAR_FALLA"
 REPORTE_REFRIGERADOR, REPORTE_VEHICULO = "REPORTE_REFRIGERADOR", "REPORTE_VEHICULO"
@@ -86,6 +89,7 @@ class Inbound:
     text: str | None
     reply_id: str | None
     timestamp: datetime
+    ref_id: str | None = None  # the message an edit, revoke or reaction refers to
 
     def __post_init__(self) -> None:
         _require(self.kind in KINDS, f"unknown inbound kind {self.kind!r}")
@@ -125,6 +129,7 @@ class ReportStatus:
     tipo_reporte: str
     estado: str
     fecha_creacion: datetime
+    owners: frozenset[str] = frozenset()  # the identifiers of the user who reported it
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ class Facts:
     equipos: Mapping[str, Equipo] = field(default_factory=dict)
     reportes: Mapping[str, ReportStatus] = field(default_factory=dict)
     idle_minutes: int = 30
+    viewer: frozenset[str] = frozenset()  # the identifiers of the user who wrote
+    supervisor: bool = False  # the user may read every ticket (the `supervisors` setting)
+    last_message_id: str | None = None  # the user's previous message (what an edit may change)
 
     def __post_init__(self) -> None:
         _require(self.idle_minutes >= 1, "idle_minutes must be at least 1")
@@ -198,6 +206,6 @@ class Transition:
 
     def __post_init__(self) -> None:
         _require(self.estado_nuevo in STATES, f"unknown state {self.estado_nuevo!r}")
-        _require(len(self.replies) >= 1, "a transition always replies")
+        _require(len(self.replies) >= 1 or not self.effects, "a transition that creates a report replies")
         _require(self.origen_accion in ORIGINS, f"bad origen_accion {self.origen_accion!r}")
         _require("\n" not in self.descripcion, "descripcion is one line")

@@ -74,9 +74,23 @@ FLOW_NOTES = {
     REPORTE_VEHICULO: "",
 }
 UNSUPPORTED = (
-    "Por ahora solo entiendo mensajes de *texto* y los *botones* de este chat; "
-    "no puedo revisar imágenes, audios, videos, ubicaciones ni archivos."
+    "Ese tipo de mensaje no lo puedo leer. Escríbeme con *texto* o usa los *botones* de este chat."
 )
+# Replies to messages the bot cannot read, by kind (conversation/kinds.py decides which gets which).
+MEDIA_NOTE = (
+    "Recibí tu archivo, pero no puedo revisar imágenes, videos ni documentos. "
+    "Escríbeme con *texto* lo que necesitas."
+)
+AUDIO_NOTE = "No puedo escuchar audios. ¿Me lo escribes con *texto*, por favor?"
+STICKER_NOTE = "😊 Para ayudarte necesito que me escribas con *texto*."
+LOCATION_NOTE = (
+    "Gracias por la ubicación, pero no la necesito para el reporte: "
+    "escríbeme con *texto* los datos que te pido."
+)
+CONTACTS_NOTE = "Recibí un contacto, pero solo puedo registrar reportes con los datos que me escribas."
+ORDER_NOTE = "Este chat no recibe pedidos; solo registra reportes de fallas."
+FLOW_NOTE = "No pude leer ese formulario. Escríbeme con *texto* los datos que te pido."
+CALL_PERMISSION_NOTE = "Gracias por tu respuesta. Por este chat solo registro reportes de fallas."
 EXPIRED = (
     "Tu conversación anterior expiró por inactividad y los datos que no confirmaste "
     "se descartaron. Empecemos de nuevo."
@@ -128,6 +142,7 @@ AUDIT = {
     "unsupported": "Mensaje no soportado ({kind})",
     "expired": "Sesión expirada por inactividad",
     "reset": "Estado desconocido reiniciado",
+    "ignored": "Evento registrado sin respuesta ({kind})",
 }
 AUDIT_MAX = 500
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from . import kinds
 from . import replies as r
 from .model import (
     CANCELAR, CONFIRMAR, CONSULTAR_ESTADO, INICIO, NEGAR, OTRO, READABLE_KINDS, REFRI_CONFIRMAR,
@@ -89,7 +90,11 @@ class Outcome:
 def step(
     session: Session, inbound: Inbound, understanding: Understanding, facts: Facts
 ) -> Transition:
-    """Decide on one inbound message. Never raises for valid values; always replies."""
+    """Decide on one inbound message. Never raises for valid values; replies to every
+    request, and to nothing that is not one (conversation/kinds.py)."""
+    edits_last = inbound.ref_id is not None and inbound.ref_id == facts.last_message_id
+    if kinds.behaviour(inbound.kind, edits_last) == kinds.SILENT:
+        return _silent(session, inbound)
     ctx, events, lead = _prepare(session, inbound, understanding, facts)
     outcome = _decide(ctx)
     changed = (outcome.estado, outcome.datos) != (session.estado, ctx.datos) or outcome.effects
@@ -103,6 +108,21 @@ def step(
         effects=outcome.effects,
         descripcion=r.audit(audit_events, session.estado, outcome.estado, **outcome.values),
         origen_accion="SISTEMA" if events else "USUARIO" if changed else "BOT",
+    )
+
+
+def _silent(session: Session, inbound: Inbound) -> Transition:
+    """An event that is not a request: the session is left exactly as it was, no reply."""
+    estado = session.estado if session.estado in STATES else INICIO
+    return Transition(
+        estado_anterior=session.estado,
+        estado_nuevo=estado,
+        datos=_clean_datos(session.datos),
+        equipo_id_temp=session.equipo_id_temp if type(session.equipo_id_temp) is int else None,
+        replies=(),
+        effects=(),
+        descripcion=r.audit(("ignored",), estado, estado, kind=inbound.kind),
+        origen_accion="SISTEMA",
     )
 
 
@@ -184,7 +204,8 @@ def _decide(ctx: Ctx) -> Outcome:
     if ctx.intent == CANCELAR:
         return _cancel(ctx)
     if ctx.inbound.kind not in READABLE_KINDS:
-        return _stay(ctx, r.UNSUPPORTED, "unsupported", kind=ctx.inbound.kind)
+        note = kinds.ANSWER_NOTES.get(ctx.inbound.kind, r.UNSUPPORTED)
+        return _stay(ctx, note, "unsupported", kind=ctx.inbound.kind)
     if ctx.intent == CONSULTAR_ESTADO:
         return _status(ctx)
     return HANDLERS[ctx.estado](ctx)
@@ -322,6 +343,8 @@ def _cancel(ctx: Ctx) -> Outcome:
 def _status(ctx: Ctx) -> Outcome:
     ticket = ctx.entities.get("ticket")
     status = ctx.facts.reportes.get(ticket) if ticket else None
+    if status is not None and not (ctx.facts.supervisor or status.owners & ctx.facts.viewer):
+        status = None  # another user's ticket: the same answer as for one that does not exist
     if ticket is None:
         note = r.ASK_TICKET
     elif status is None:

@@ -247,3 +247,14 @@ def test_a_later_reply_is_held_while_an_earlier_one_is_in_flight(db):
     assert _claim(db, NOW + timedelta(seconds=32)) == []                    # A1 in flight again
     _record_sent(db, "wamid.A", NOW)
     assert _claim(db, NOW + timedelta(seconds=33)) == [("wamid.B", TEL)]
+
+
+def test_a_bsuid_recipient_goes_in_recipient_and_a_phone_in_to():
+    """Meta's Cloud API: ``to`` takes a phone, ``recipient`` a BSUID (``to`` would win if both were sent)."""
+    from bot_core.graph_sender import message_payload
+    from bot_core.outbox import OutboundMessage
+
+    by_bsuid = message_payload(OutboundMessage(1, "wamid.I", 1, "US.13491208655302741918", "text", "hola", (), 1))
+    by_phone = message_payload(OutboundMessage(2, "wamid.I", 2, TEL, "text", "hola", (), 1))
+    assert by_bsuid["recipient"] == "US.13491208655302741918" and "to" not in by_bsuid
+    assert by_phone["to"] == TEL and "recipient" not in by_phone

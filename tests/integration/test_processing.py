@@ -140,7 +140,7 @@ def test_retries_exhausted_leave_the_row_for_the_sweeper(setup, monkeypatch):
     message = InboundMessage("wamid.P1", TEL, "text", NOW, text="hola")
     ingest(dbx, message)
 
-    def always_conflict(cur, dialect, before, exists, transition, now):
+    def always_conflict(cur, dialect, before, exists, transition, now, user=None):
         raise processing.ConcurrencyError("save_session", before.version)
 
     monkeypatch.setattr(processing, "save_session", always_conflict)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot_core.conversation import kinds
 from bot_core.conversation import replies as r
 from bot_core.conversation.model import (
     CONFIRM_STATES, ENTITY_KEYS, INTENTS, KINDS, PROBLEM_STATES, READABLE_KINDS, SOURCES,
@@ -21,8 +22,10 @@ NOW = datetime(2026, 11, 28, 15, 0)
 PHONE = "5215512345678"
 EQUIPO = Equipo(7, "4001234", "REFRIGERADOR", "Refrigerador Imbera 2 puertas", "Tienda Centro", True)
 BAJA = Equipo(8, "4009999", "REFRIGERADOR", "Enfriador viejo", None, False)
-REPORTE = ReportStatus("REF-20261127-0A1B2C3D", "REFRIGERADOR", "EN_PROCESO", datetime(2026, 11, 27, 9))
-FACTS = Facts(NOW, {e.codigo_sap: e for e in (EQUIPO, BAJA)}, {REPORTE.numero_ticket: REPORTE})
+REPORTE = ReportStatus("REF-20261127-0A1B2C3D", "REFRIGERADOR", "EN_PROCESO", datetime(2026, 11, 27, 9),
+                       frozenset({PHONE}))
+FACTS = Facts(NOW, {e.codigo_sap: e for e in (EQUIPO, BAJA)}, {REPORTE.numero_ticket: REPORTE},
+              viewer=frozenset({PHONE}))
 TICKET = re.compile(r"(REF|VEH)-\d{8}-[0-9A-F]{8}")
 
 LABEL = r.equipo_label(EQUIPO.descripcion, EQUIPO.ubicacion)
@@ -89,14 +92,42 @@ def body(transition):
 
 
 @pytest.mark.parametrize("estado", STATES)
-@pytest.mark.parametrize("kind", sorted(KINDS - READABLE_KINDS))
-def test_media_gets_a_polite_reply_and_changes_nothing(estado, kind):
+@pytest.mark.parametrize("kind", sorted(k for k in KINDS if kinds.BEHAVIOUR[k] == kinds.ANSWER))
+def test_what_the_bot_cannot_read_gets_a_reply_fitting_its_kind_and_changes_nothing(estado, kind):
     current = session(estado)
     transition = step(current, inbound(None, kind), Understanding("OTRO", {}, 0.0, "fallback"), FACTS)
     assert transition.estado_nuevo == estado
     assert (transition.datos, transition.equipo_id_temp) == (current.datos, current.equipo_id_temp)
-    assert r.UNSUPPORTED in body(transition) and not transition.effects
+    assert kinds.ANSWER_NOTES[kind] in body(transition) and not transition.effects
     assert transition.origen_accion == "BOT"
+
+
+@pytest.mark.parametrize("estado", STATES)
+@pytest.mark.parametrize("kind, text", [("reaction", "👍"), ("reaction", None), ("revoke", None),
+                                        ("system", "User A changed from 1 to 2"), ("edit", "4001234")])
+def test_events_that_are_not_requests_get_no_reply_and_change_nothing(estado, kind, text):
+    current = session(estado, last=NOW - timedelta(hours=5))  # not even an expired session is answered
+    message = Inbound("wamid.EV", PHONE, kind, text, None, NOW, ref_id="wamid.OLDER")
+    transition = step(current, message, understand(text, None, estado), replace(FACTS, last_message_id="wamid.LAST"))
+    assert transition.replies == () and not transition.effects
+    assert (transition.estado_nuevo, transition.datos) == (estado, current.datos)
+
+
+def test_every_kind_has_exactly_one_decided_behaviour():
+    from bot_core.webhook.payload import MESSAGE_KINDS
+
+    assert set(kinds.BEHAVIOUR) == set(KINDS) == set(MESSAGE_KINDS)
+    assert {k for k, b in kinds.BEHAVIOUR.items() if b == kinds.ANSWER} == set(kinds.ANSWER_NOTES)
+
+
+def test_an_edit_of_the_awaited_text_is_taken_as_the_new_text():
+    current = session("REFRI_ESPERA_SAP")
+    rejected = say(current, "400123")  # six digits: not a SAP code
+    assert rejected.estado_nuevo == "REFRI_ESPERA_SAP"
+    edit = Inbound("wamid.ED", PHONE, "edit", "4001234", None, NOW, ref_id="wamid.TYPO")
+    transition = step(current, edit, understand("4001234", None, "REFRI_ESPERA_SAP"),
+                      replace(FACTS, last_message_id="wamid.TYPO"))
+    assert transition.estado_nuevo == "REFRI_ESPERA_PROBLEMA" and transition.datos["codigo_sap"] == "4001234"
 
 
 def expected_state(estado, intent, via_button):
@@ -451,6 +482,7 @@ inbounds = st.builds(
     text=st.none() | texts,
     reply_id=st.none() | st.sampled_from(sorted(INTENT_BY_REPLY_ID)) | st.text(max_size=8),
     timestamp=moments,
+    ref_id=st.none() | st.sampled_from(["wamid.LAST", "wamid.OTHER"]),
 )
 facts = st.builds(
     Facts,
@@ -458,6 +490,7 @@ facts = st.builds(
     equipos=st.just(FACTS.equipos) | st.just({}),
     reportes=st.just(FACTS.reportes) | st.just({}),
     idle_minutes=st.integers(1, 10**7),
+    last_message_id=st.none() | st.just("wamid.LAST"),
 )
 
 
@@ -465,9 +498,14 @@ facts = st.builds(
 @given(current=sessions, message=inbounds, understood=understandings, known=facts)
 def test_step_properties(current, message, understood, known):
     transition = step(current, message, understood, known)
-    assert transition.estado_nuevo in STATES and len(transition.replies) >= 1
+    edits_last = message.ref_id is not None and message.ref_id == known.last_message_id
+    silent = kinds.behaviour(message.kind, edits_last) == kinds.SILENT
+    assert transition.estado_nuevo in STATES and (len(transition.replies) >= 1) != silent
     assert transition.estado_anterior == current.estado
-    if understood.intent == "CANCELAR":
+    if silent:  # not a request: whatever the understanding, the session is left as it was
+        assert transition.estado_nuevo == (current.estado if current.estado in STATES else "INICIO")
+        assert not transition.effects
+    elif understood.intent == "CANCELAR":
         assert transition.estado_nuevo == "INICIO" and not transition.effects
     if transition.effects:
         assert current.estado in CONFIRM_STATES and understood.intent == "CONFIRMAR"

@@ -37,9 +37,23 @@ def _one(msg: dict) -> dict:
       "reaction": {"message_id": "wamid.X", "emoji": "👍"}}, "reaction", "👍", None),
     ({"from": TEL, "id": "wamid.U", "timestamp": "1", "type": "unsupported",
       "errors": [{"code": 131051, "title": "Message type unknown"}]}, "unsupported", None, None),
-    ({"from": TEL, "id": "wamid.N", "timestamp": "1", "type": "order", "order": {}}, "unsupported", None, None),
+    ({"from": TEL, "id": "wamid.N", "timestamp": "1", "type": "order", "order": {}}, "order", None, None),
     ({"from": TEL, "id": "wamid.F", "timestamp": "1", "type": "interactive",
-      "interactive": {"type": "nfm_reply", "nfm_reply": {}}}, "unsupported", None, None),
+      "interactive": {"type": "nfm_reply", "nfm_reply": {}}}, "nfm_reply", None, None),
+    ({"from": TEL, "id": "wamid.CP", "timestamp": "1", "type": "interactive",
+      "interactive": {"type": "call_permission_reply", "call_permission_reply": {"response": "accept"}}},
+     "call_permission_reply", "accept", None),
+    ({"from": TEL, "id": "wamid.RR", "timestamp": "1", "type": "reaction",
+      "reaction": {"message_id": "wamid.X"}}, "reaction", None, None),
+    ({"from": TEL, "id": "wamid.E", "timestamp": "1", "type": "edit",
+      "edit": {"original_message_id": "wamid.O", "message": {"type": "text", "text": {"body": "4001234"}}}},
+     "edit", "4001234", None),
+    ({"from": TEL, "id": "wamid.V", "timestamp": "1", "type": "revoke",
+      "revoke": {"original_message_id": "wamid.O"}}, "revoke", None, None),
+    ({"from": TEL, "id": "wamid.S", "timestamp": "1", "type": "system",
+      "system": {"body": "User A changed from 1 to 2", "wa_id": "5215550000009", "type": "user_changed_number"}},
+     "system", "User A changed from 1 to 2", None),
+    ({"from": TEL, "id": "wamid.Z", "timestamp": "1", "type": "holographic"}, "unsupported", None, None),
 ])
 def test_every_message_type_decodes(raw, kind, text, reply_id):
     batch = decode_webhook(_one(raw))
@@ -56,7 +70,48 @@ def test_unknown_fields_are_tolerated_and_bad_items_skipped():
         "messages": [meta.text_message("5215550000002", "tres")]}}]})
     batch = decode_webhook(payload)
     assert [m.text for m in batch.messages] == ["uno", "dos", "tres"]
-    assert batch.invalid == ["message without id or from"]
+    assert [i.reason for i in batch.invalid] == ["message without id"]
+
+
+BSUID, PARENT = "US.13491208655302741918", "US.ENT.11815799212886844830"
+
+
+def test_a_user_without_a_phone_is_known_by_the_bsuid():
+    """Meta's shape for a user with a username: no messages[].from, no contacts[].wa_id."""
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
+        "contacts": [{"profile": {"name": "Ana", "username": "@ana"}, "user_id": BSUID, "parent_user_id": PARENT}],
+        "messages": [{"from_user_id": BSUID, "id": "wamid.B1", "timestamp": "1", "type": "text",
+                      "text": {"body": "hola"}}]}}]}]}
+    (msg,) = decode_webhook(payload).messages
+    assert (msg.telefono, msg.user_id, msg.parent_user_id, msg.user_key) == (None, BSUID, PARENT, BSUID)
+
+
+def test_phone_and_bsuid_both_kept_and_the_bsuid_is_the_user_key():
+    raw = meta.text_message(TEL, "hola")
+    payload = meta.envelope([raw])
+    payload["entry"][0]["changes"][0]["value"]["contacts"][0]["user_id"] = BSUID
+    (msg,) = decode_webhook(payload).messages
+    assert (msg.telefono, msg.user_id, msg.user_key) == (TEL, BSUID, BSUID)
+
+
+@pytest.mark.parametrize("sender, reason", [
+    ({"from": "+52 155"}, "digits"), ({"from": "5" * 21}, "digits"), ({"from": "abc"}, "digits"),
+    ({"from_user_id": "us.123"}, "business-scoped"), ({"from_user_id": "US." + "1" * 129}, "business-scoped"),
+    ({"from_user_id": "US.12 3"}, "business-scoped"), ({"from_user_id": "USA.123"}, "business-scoped"),
+    ({}, "without a sender"),
+])
+def test_malformed_identifiers_skip_only_that_message(sender, reason):
+    bad = {**sender, "id": "wamid.BAD", "timestamp": "1", "type": "text", "text": {"body": "x"}}
+    batch = decode_webhook(meta.envelope([bad, meta.text_message(TEL, "bien")], contacts=False))
+    assert [m.text for m in batch.messages] == ["bien"]
+    assert reason in batch.invalid[0].reason and batch.invalid[0].message_id == "wamid.BAD"
+
+
+def test_status_with_the_recipient_user_id():
+    status = {**meta.status_update("wamid.OUT1", "read", TEL), "recipient_user_id": BSUID}
+    (s,) = decode_webhook(meta.envelope(statuses=[status])).statuses
+    assert (s.wamid, s.recipient_user_id) == ("wamid.OUT1", BSUID)
 
 
 def test_statuses_and_errors():
