@@ -157,7 +157,10 @@ class FakeGraph(FakeHttpServer):
             return answer[1], {"error": {"message": "upstream", "code": None}}
         if answer == "ok":
             self.sent += 1
-            return 200, {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+            # As Meta answers: wa_id for a send to a phone (``to``), user_id for one to a BSUID (``recipient``).
+            contact = ({"input": body["to"], "wa_id": body["to"]} if "to" in body
+                       else {"input": body.get("recipient"), "user_id": body.get("recipient")})
+            return 200, {"messaging_product": "whatsapp", "contacts": [contact],
                          "messages": [{"id": f"wamid.OUT{self.sent}"}]}
         status = self.ERROR_STATUS.get(answer, 400)
         return status, {"error": {"message": f"error {answer}", "type": "OAuthException", "code": answer,
