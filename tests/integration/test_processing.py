@@ -174,7 +174,7 @@ def test_exhausted_retries_wait_twice_and_log_each_retry(setup, monkeypatch):
     ingest(dbx, message)
     tries = []
 
-    def always_conflict(cur, dialect, before, exists, transition, now):
+    def always_conflict(cur, dialect, before, exists, transition, now, user=None):
         tries.append(now)
         raise processing.ConcurrencyError("save_session", before.version)
 
