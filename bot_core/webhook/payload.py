@@ -229,8 +229,8 @@ def decode_message(msg: Any, phone_number_id: str | None,
         raise PayloadError("message without id")
     if len(message_id) > 128:
         raise PayloadError("message id too long")
-    if not _is_unicode(message_id):
-        raise PayloadError("message id is not valid Unicode")
+    if not all(_is_unicode(v) for v in (message_id, telefono, user_id, parent) if v is not None):
+        raise PayloadError("message id or phone is not valid Unicode")
     if not telefono and not user_id:
         raise PayloadError("message without a sender (no from, no user_id)")
     if telefono is not None and not is_phone(telefono):
