@@ -292,7 +292,7 @@ def migrate_concurrently_and_killed(suite: Suite) -> Row:
     states = [s.state for s in MigrationRunner(open_database(db)).status()]
     row = Row("8 migrate up twice at once, one killed halfway", requests=3,
               faults=1 if killed.returncode == -signal.SIGKILL else 0)
-    if other_rc != 0 or later.returncode != 0 or validate.returncode != 0 or states != ["applied"] * 4:
+    if other_rc != 0 or later.returncode != 0 or validate.returncode != 0 or not states or set(states) != {"applied"}:
         row.lost = 1
         row.notes.append(f"rc other={other_rc} later={later.returncode} validate={validate.returncode} "
                          f"states={states}")
