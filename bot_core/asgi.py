@@ -68,7 +68,8 @@ def settings_from_config(config: Config, app_secret: str, verify_token: str) -> 
                        round_budget_s=config.get("timer_budget_seconds"),
                        idle_minutes=config.get("session_idle_minutes"),
                        supervisors=frozenset(config.get("supervisors")),
-                       crash_after_ingest=config.get("fault.crash_after_ingest"))
+                       crash_after_ingest=config.get("fault.crash_after_ingest"),
+                       smoke_phone=config.get("smoke.phone"))
 
 
 def create_app_from_config(config: Config, host: str | None = None,

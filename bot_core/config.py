@@ -68,6 +68,8 @@ FIELDS: dict[str, Field] = {
     "sweep_interval_seconds": Field(float, help="inbox sweep interval (default: lease_seconds)"),
     "outbox_poll_seconds": Field(float, help="outbox pick-up interval (default: lease_seconds)"),
     # Azure Functions: the timer that runs one round of sweeping and outbox retries.
+    "smoke.phone": Field(str, help="the test identity botctl smoke sends as: answered, no reports, "
+                                   "telemetry marked synthetic"),
     "timer_schedule": Field(str, "*/30 * * * * *", help="NCRONTAB schedule of the Functions timer"),
     "timer_budget_seconds": Field(float, 20.0, help="time budget of one timer round"),
     "ai.provider": Field(str, "rules"),

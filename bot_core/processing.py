@@ -82,7 +82,7 @@ class Processor:
     def __init__(self, dbx: DbExecutor, telemetry: Telemetry, intent: IntentService | None = None,
                  idle_minutes: int = 30, lease_seconds: float = 30.0, retry: RetryPolicy = RetryPolicy(),
                  on_committed: Callable[[], None] | None = None, clock: Callable[[], datetime] = utcnow,
-                 supervisors: frozenset[str] = frozenset()):
+                 supervisors: frozenset[str] = frozenset(), smoke_phone: str | None = None):
         self.dbx = dbx
         self.dialect = dbx.db.dialect
         self.telemetry = telemetry
@@ -94,6 +94,13 @@ class Processor:
         self.clock = clock
         self.supervisors = supervisors  # phones or BSUIDs that may read every ticket
         self.locks = KeyedLock()
+        # The smoke-test identity (botctl smoke): recorded and answered like anyone, but it
+        # creates no report and its telemetry is marked synthetic (kept out of the metrics).
+        self.smoke_phone = smoke_phone
+
+    def synthetic(self, telefono: str | None) -> dict[str, int]:
+        """Telemetry properties marking the smoke identity's records (empty for everyone else)."""
+        return {"synthetic": 1} if self.smoke_phone is not None and telefono == self.smoke_phone else {}
 
     # --- entry points ----------------------------------------------------------
 
@@ -150,7 +157,8 @@ class Processor:
             self.telemetry.emit("message.processed", telefono=message.user_key, message_id=message.message_id,
                                 message_type=message.kind, state_from=outcome.state_from,
                                 state_to=outcome.state_to,
-                                duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                                **self.synthetic(message.telefono))
             self.on_committed()
         return outcome
 
@@ -225,6 +233,8 @@ class Processor:
         inbound = Inbound(message.message_id, user.key, message.kind, message.text,
                           message.reply_id, message.timestamp, message.ref_id)
         transition = step(session, inbound, understanding, facts)
+        if self.synthetic(message.telefono) and transition.effects:
+            transition = replace(transition, effects=())  # a smoke test never files a report
         if transition.replies or stored is None or transition.estado_nuevo != session.estado:
             # An event that is not a request leaves an existing session untouched (not even its clock).
             save_session(cur, self.dialect, session, stored is not None, transition, now, user)

@@ -178,10 +178,11 @@ class Telemetry:
         return sinks or None
 
     def request(self, *, name: str, url: str, result_code: int, duration_ms: float,
-                operation_id: str, messages: int = 0, duplicates: int = 0) -> None:
+                operation_id: str, messages: int = 0, duplicates: int = 0, synthetic: bool = False) -> None:
+        extra = {"synthetic": 1} if synthetic else {}
         self.emit(REQUEST_EVENT, operation_id=operation_id, name=name, url=url,
                   resultCode=result_code, success=result_code < 400,
-                  duration=round(duration_ms, 3), messages=messages, duplicates=duplicates)
+                  duration=round(duration_ms, 3), messages=messages, duplicates=duplicates, **extra)
 
 
 class JsonlSink(logging.Handler):

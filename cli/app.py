@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from bot_core.errors import BotctlError
 from cli import (alerts_cmd, chat_cmd, checklist_cmd, dashboard_cmd, loadtest_cmd, metrics_cmd, migrate_cmd,
-                 serve_cmd)
+                 serve_cmd, smoke_cmd)
 
 app = typer.Typer(
     name="botctl",
@@ -55,6 +55,7 @@ app.command(name="metrics")(metrics_cmd.metrics)
 app.add_typer(alerts_cmd.app, name="alerts")
 app.add_typer(dashboard_cmd.app, name="dashboard")
 app.command("checklist")(checklist_cmd.checklist)
+app.command("smoke")(smoke_cmd.smoke)
 
 
 def main(argv: list[str] | None = None) -> int:
