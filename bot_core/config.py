@@ -160,9 +160,14 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _read_secret_file(path: str, key: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        value = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read {key}_file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}_file {path} is not UTF-8 text") from None
+    if not value:
+        raise ConfigError(f"{key}_file {path} is empty")
+    return value
 
 
 def load_config(path: str | os.PathLike | None = None,

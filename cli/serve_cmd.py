@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Annotated, Optional
 
@@ -37,6 +38,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
         raise ConfigError("--workers must be >= 1 and --port within 1..65535")
     secret, _ = resolve_secrets(cfg, host)  # refuses a non-loopback host without secrets
     resolve_hash_key(cfg, is_loopback(host))  # ... and without the key of telefono_hash
+    _check_bindable(host, port)
     if secret == LOCAL_DEV_SECRET:
         console.warn("BOTCTL_APP_SECRET is not set: using the local development secret (loopback only)")
     database = database_from_config(cfg)
@@ -59,3 +61,23 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
                  f"({cfg.get('mode')}, {workers} worker(s)); telemetry -> {cfg.get('telemetry_file')}")
     uvicorn.run("cli.serve_app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """One line before anything is served when the address is taken (uvicorn would print its
+    own error after our "serving" line and exit 3)."""
+    import socket
+
+    from bot_core.errors import ConfigError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            hint = " (another botctl serve? pick another --port)" if exc.errno == errno.EADDRINUSE else ""
+            raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror}{hint}") from None

@@ -290,3 +290,34 @@ def test_applied_at_is_utc_with_z_and_repair_keeps_it(tmp_path, dialect, request
     assert after["001"]["repaired_at"] > after["001"]["applied_at"] and after["002"]["repaired_at"] is None
     table = botctl("migrate", "status", "--db", url).stdout
     assert "repaired_at" in table.splitlines()[0]
+
+
+# --- serve: port in use, bad secret file -----------------------------------------------------------
+
+def test_serve_on_a_port_in_use_is_one_line_exit_2(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = botctl("serve", "--port", str(port), "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path, timeout=60)
+    line = one_line(r, 2)
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in line and "--port" in line
+    assert "serving" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "cannot read app_secret_file {path}: No such file or directory"),
+    ("", "app_secret_file {path} is empty"),
+    ("  \n", "app_secret_file {path} is empty"),
+    (b"\xff\xfe\x00", "app_secret_file {path} is not UTF-8 text"),
+])
+def test_a_bad_secret_file_is_one_line_exit_2(tmp_path, content, fragment):
+    path = tmp_path / "secret"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    r = botctl("serve", "--port", str(free_port()), env={"BOTCTL_APP_SECRET_FILE": str(path)}, cwd=tmp_path,
+               timeout=60)
+    assert one_line(r, 2) == "botctl: error: " + fragment.format(path=path)
+    assert not (tmp_path / "botctl.db").exists()
