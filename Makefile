@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PIP     = $(BIN)/python -m pip
 
-.PHONY: install install-test run test bench reliability clean
+.PHONY: install install-test run test bench reliability clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,10 @@ clean:
 # Fault injection under load (also part of `make test`); prints the table.
 reliability: install-test
 	$(BIN)/python -m tests.reliability
+
+# Mutation testing of the checkers and the core invariants (not in CI: CPU-heavy, tens of
+# minutes); per module the share of reached mutants killed; survivors in reports/mutation/.
+MODULES ?=
+mutation: install-test
+	$(PIP) install -q 'mutmut>=3.3,<4'
+	$(BIN)/python .ci/mutation.py $(MODULES)

@@ -247,3 +247,87 @@ def test_loadtest_exits_1_on_a_verify_violation_alone(tmp_path):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "failed: " in r.stderr and "acknowledged deliveries have no inbox row" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_report_count_strictly_inside_its_bounds_is_fine(run):
+    """Two conversations confirmed before their first message was answered: each may or may not
+    have its report (confirmed < reports < both acknowledged)."""
+    db, plan = run
+    confirms = [d for d in plan if d.conversation is not None and d.step == 1 and not d.duplicate][:2]
+    for confirm in confirms:
+        confirm.sent_at = confirm.predecessor.acked_at - 0.005
+    execute(db, "DELETE FROM Reportes WHERE MensajeOrigenId = ?", (confirms[0].wamid,))
+    result = verify(run)
+    assert result["confirmed_conversations"] < result["reports"] and result["ok"], result["violations"]
+    assert result["reports_off"] == 0
+
+
+def test_a_confirmation_sent_the_instant_the_first_was_answered_counts_as_confirmed(run):
+    db, plan = run
+    confirm = a_message(plan, step=1)
+    confirm.sent_at = confirm.predecessor.acked_at
+    execute(db, "DELETE FROM Reportes WHERE MensajeOrigenId = ?", (confirm.wamid,))
+    assert_only(verify(run), "reports_off", 1, "reports for")
+
+
+def test_a_report_whose_first_message_was_never_acknowledged(run):
+    db, plan = run
+    confirm = a_message(plan, step=1)
+    first = confirm.predecessor
+    for d in plan:
+        if d.wamid == first.wamid:
+            d.acked, d.acked_at = False, None
+    execute(db, "DELETE FROM MensajesProcesados WHERE MensajeId = ?", (first.wamid,))
+    execute(db, "DELETE FROM MensajesChat WHERE MensajeId = ?", (first.wamid,))
+    execute(db, "DELETE FROM MensajesSalientes WHERE MensajeOrigenId = ?", (first.wamid,))
+    result = verify(run)  # the confirmation alone cannot have made a report
+    assert result["reports"] == result["confirmed_conversations"] + 1
+    assert_only(result, "reports_off", 1, "reports for")
+
+
+def test_verify_waits_for_rows_still_being_processed(run):
+    import threading
+    import time
+
+    db, plan = run
+    d = a_message(plan)
+    execute(db, "UPDATE MensajesProcesados SET Estado = 'PROCESANDO' WHERE MensajeId = ?", (d.wamid,))
+
+    def finish():
+        time.sleep(0.6)
+        execute(db, "UPDATE MensajesProcesados SET Estado = 'PROCESADO' WHERE MensajeId = ?", (d.wamid,))
+
+    worker = threading.Thread(target=finish)
+    worker.start()
+    try:
+        result = verify_run(db, plan, SPEC.run_id, drain_timeout_s=30)
+    finally:
+        worker.join()
+    assert result["ok"], result["violations"]
+
+
+def test_wait_for_drain_gives_up_at_its_deadline_and_counts_only_the_run(run):
+    from ops.loadtest.verify import wait_for_drain
+
+    db, plan = run
+    execute(db, "UPDATE MensajesProcesados SET Estado = 'PENDIENTE' WHERE MensajeId = ?", (a_message(plan).wamid,))
+    execute(db, "INSERT INTO MensajesProcesados (MensajeId, Estado) VALUES ('wamid.LTFFFF0000.1.0', 'PENDIENTE')")
+    assert wait_for_drain(db, f"wamid.LT{SPEC.run_id}.%", timeout_s=0.3) == 1
+    assert wait_for_drain(db, "wamid.LTEEEE0000.%", timeout_s=0.3) == 0
+
+
+def test_locking_retries_are_counted_from_the_servers_telemetry(run, tmp_path):
+    from ops.loadtest.verify import count_events
+
+    db, plan = run
+    rows = [{"message": "[ConcurrencyRetry] Intento 1/3", "customDimensions": {"event_name": "concurrency.retry"}},
+            {"message": "x", "customDimensions": {"event_name": "message.processed"}},
+            {"message": "mentions concurrency.retry", "customDimensions": {"event_name": "concurrency.exhausted"}},
+            {"message": "[ConcurrencyRetry] Intento 2/3", "customDimensions": {"event_name": "concurrency.retry"}}]
+    telemetry = tmp_path / "telemetry.jsonl"
+    telemetry.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = verify_run(db, plan, SPEC.run_id, drain_timeout_s=0, telemetry_path=str(telemetry))
+    assert result["concurrency_retries"] == 2 and result["ok"]
+    assert count_events(str(telemetry), "message.processed") == 1
+    assert count_events(str(tmp_path / "missing.jsonl"), "concurrency.retry") is None
+    assert count_events(None, "concurrency.retry") is None and verify(run)["concurrency_retries"] is None
