@@ -159,3 +159,12 @@ def test_verification_handshake():
     assert verification_challenge({**ok, "hub.verify_token": "bad"}, "tok") is None
     assert verification_challenge({**ok, "hub.mode": "unsubscribe"}, "tok") is None
     assert verification_challenge({"hub.mode": "subscribe", "hub.verify_token": "tok"}, "tok") is None
+
+
+def test_verification_handshake_boundaries():
+    ok = {"hub.mode": "subscribe", "hub.verify_token": "tok"}
+    assert verification_challenge({**ok, "hub.challenge": "c" * 256}, "tok") == "c" * 256
+    assert verification_challenge({**ok, "hub.challenge": "c" * 257}, "tok") is None  # echo nothing long
+    assert verification_challenge({**ok, "hub.challenge": ""}, "tok") is None
+    assert verification_challenge({"hub.mode": "subscribe", "hub.challenge": "42"}, "tok") is None  # no token
+    assert verification_challenge({**ok, "hub.challenge": "42"}, "tok") == "42"
