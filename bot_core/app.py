@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import time
 import random
 from contextlib import asynccontextmanager
@@ -70,8 +69,8 @@ class BotSettings:
     supervisors: frozenset[str] = frozenset()  # phones/BSUIDs that may read every ticket's status
     db_threads: int = 8
     max_body_bytes: int = MAX_BODY_BYTES
-    crash_after_ingest: str | None = None  # fault-injection seam for the crash tests
     smoke_phone: str | None = None  # botctl smoke's identity: answered, no reports, telemetry marked synthetic
+    body_timeout_s: float = 10.0  # a lying Content-Length or a trickling body: 408, connection freed
     sqlite_inline: bool = True  # SQLite transactions on the event loop (see DbExecutor)
 
 
@@ -169,9 +168,6 @@ class Bot:
                                     retry_count=reg.retry_count)
             else:  # a second copy within this request was registered as a duplicate above
                 fresh.append(message)
-        crash = self.settings.crash_after_ingest
-        if crash and any(m.message_id.startswith(crash) for m in fresh):
-            os.kill(os.getpid(), signal.SIGKILL)  # simulate a worker dying between ingest and commit
         if fresh:
             if self.settings.mode == "inline":
                 await self._process_inline(fresh)
@@ -189,7 +185,7 @@ class Bot:
                 code = str(s.errors[0].code) if s.errors and s.errors[0].code is not None else None
                 detail = s.errors[0].title if s.errors else None
                 moved += outbox.apply_status(cur, self.dbx.db.dialect, s.wamid, s.status, now, code, detail,
-                                             s.recipient_user_id)
+                                             s.recipient_user_id, recipient=s.recipient)
             return moved
 
         return await self.dbx.transaction(apply)
@@ -401,7 +397,10 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
         if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
             return _error(413, "body too large"), (0, 0)
         try:
-            body = await _read_capped(request, settings.max_body_bytes)
+            async with asyncio.timeout(settings.body_timeout_s):
+                body = await _read_capped(request, settings.max_body_bytes)
+        except TimeoutError:
+            return _error(408, "body not received in time"), (0, 0)
         except _TooLarge:
             return _error(413, "body too large"), (0, 0)
         except ClientDisconnect:
@@ -447,6 +446,7 @@ def create_app(db: Database, settings: BotSettings, telemetry: Telemetry, *,
                             Route("/webhook", receive, methods=["POST"]),
                             Route("/healthz", healthz, methods=["GET"])],
                     lifespan=lifespan)
+    app.router.redirect_slashes = False  # a redirect would reflect the request's Host header
     app.state.bot = bot
     return app
 

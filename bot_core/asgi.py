@@ -66,9 +66,9 @@ def settings_from_config(config: Config, app_secret: str, verify_token: str) -> 
                        sweep_interval_s=config.get("sweep_interval_seconds"),
                        outbox_poll_s=config.get("outbox_poll_seconds"),
                        round_budget_s=config.get("timer_budget_seconds"),
+                       body_timeout_s=config.get("body_timeout_seconds"),
                        idle_minutes=config.get("session_idle_minutes"),
                        supervisors=frozenset(config.get("supervisors")),
-                       crash_after_ingest=config.get("fault.crash_after_ingest"),
                        smoke_phone=config.get("smoke.phone"))
 
 

@@ -12,6 +12,7 @@ they never end up in shell history or in a committed file.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -72,6 +73,12 @@ FIELDS: dict[str, Field] = {
                                    "telemetry marked synthetic"),
     "timer_schedule": Field(str, "*/30 * * * * *", help="NCRONTAB schedule of the Functions timer"),
     "timer_budget_seconds": Field(float, 20.0, help="time budget of one timer round"),
+    "header_timeout_seconds": Field(float, 10.0, help="serve: a connection's request headers must "
+                                    "arrive within this (slowloris), else it is closed"),
+    "max_header_bytes": Field(int, 32768, help="serve: larger request headers close the connection"),
+    "body_timeout_seconds": Field(float, 10.0, help="a request body not received within this: 408"),
+    "max_connections": Field(int, 256, help="serve: connections + requests in flight per worker; "
+                             "past it uvicorn answers 503"),
     "ai.provider": Field(str, "rules"),
     "ai.base_url": Field(str),
     "ai.model": Field(str),
@@ -90,9 +97,6 @@ FIELDS: dict[str, Field] = {
     "alerts.p95_latency_ms": Field(float, 3000.0),
     "alerts.concurrency_retries_per_hour": Field(int, 20),
     "no_color": Field(_bool, False),
-    # Fault injection for the crash tests: SIGKILL the process right after ingesting
-    # a message whose id starts with this prefix. Never set in production.
-    "fault.crash_after_ingest": Field(str),
     # ... and for `botctl migrate`: SIGKILL before statement N of migration V ("003:2").
     "fault.kill_migration_at": Field(str),
 }
@@ -147,27 +151,69 @@ def _convert(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{key} in {where}: cannot read {value!r} as {FIELDS[key].type.__name__}") from None
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+MAX_SETTINGS = 1000  # a settings file is a few dozen keys; an alias bomb is millions
+MAX_SECRET_FILE_BYTES = 64 * 1024
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
+
+class _RecursiveAlias(Exception):
+    pass
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "", _inside: frozenset[int] = frozenset(),
+             _count: list[int] | None = None) -> dict[str, Any]:
+    """Dotted keys; raises _RecursiveAlias for a mapping inside itself (a YAML alias cycle)
+    or more than MAX_SETTINGS leaves (aliases that multiply)."""
+    count = _count if _count is not None else [0]
+    if id(data) in _inside:
+        raise _RecursiveAlias()
+    inside = _inside | {id(data)}
     out: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(_flatten(value, full + "."))
+            out.update(_flatten(value, full + ".", inside, count))
         else:
+            count[0] += 1
+            if count[0] > MAX_SETTINGS:
+                raise _RecursiveAlias()
             out[full] = value
     return out
 
 
-def _read_secret_file(path: str, key: str) -> str:
+def _read_text_file(path: str | os.PathLike, what: str, limit: int) -> str:
+    """A regular file of UTF-8 text, at most ``limit`` bytes; anything else (a FIFO or device,
+    which could block or never end; binary) is a ConfigError. Opened non-blocking, checked
+    on the open descriptor."""
     try:
-        value = Path(path).read_text(encoding="utf-8").strip()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise ConfigError(f"cannot read {key}_file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        if info.st_size > limit:
+            raise ConfigError(f"{what} {path} is larger than {limit // 1024} KiB")
+        data = os.read(fd, limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{key}_file {path} is not UTF-8 text") from None
-    if not value:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+    if "\x00" in text:
+        raise ConfigError(f"{what} {path} is binary")
+    return text
+
+
+def _read_secret_file(path: str, key: str) -> str:
+    text = _read_text_file(path, f"{key}_file", MAX_SECRET_FILE_BYTES).strip()
+    if not text:
         raise ConfigError(f"{key}_file {path} is empty")
-    return value
+    return text
 
 
 def load_config(path: str | os.PathLike | None = None,
@@ -203,15 +249,19 @@ def _load_yaml(path: Path, sources: dict[str, str]) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(_read_text_file(path, "config file", MAX_CONFIG_FILE_BYTES)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: invalid YAML") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of settings")
+    try:
+        flat = _flatten(data)
+    except _RecursiveAlias:
+        raise ConfigError(f"{path}: recursive or exploding YAML aliases") from None
     out: dict[str, Any] = {}
-    for key, value in _flatten(data).items():
+    for key, value in flat.items():
         if key.endswith("_file") and key[: -len("_file")] in FIELDS and FIELDS[key[:-5]].secret:
             out[key] = str(value)
             continue
@@ -220,5 +270,23 @@ def _load_yaml(path: Path, sources: dict[str, str]) -> dict[str, Any]:
             raise ConfigError(
                 f"{path}: {key} is a secret; set {env_name(key)} or {key}_file instead")
         out[key] = _convert(key, value, str(path))
+        if key == "db" and _url_has_password(out[key]):
+            raise ConfigError(f"{path}: the db URL carries a password; set BOTCTL_DB_PASSWORD "
+                              "(or db_password_file) instead")
         sources[key] = "file"
     return out
+
+
+def _url_has_password(url: str) -> bool:
+    """user:password@ in the authority, or a password/pwd parameter (ODBC style)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return True
+    except ValueError:
+        return False
+    keys = {k.lower() for k, _ in parse_qsl(parts.query)} | {
+        p.split("=", 1)[0].strip().lower() for p in url.split(";") if "=" in p}
+    return bool(keys & {"password", "pwd"})

@@ -117,9 +117,13 @@ def record_results(cur: Any, dialect: str, results: list[tuple[OutboundMessage, 
 
 def apply_status(cur: Any, dialect: str, wamid: str, status: str, now: datetime,
                  error_code: str | None = None, error_detail: str | None = None,
-                 recipient_user_id: str | None = None) -> bool:
+                 recipient_user_id: str | None = None, *, recipient: str | None) -> bool:
     """Move a sent row forward on a Meta ``statuses`` webhook; never backwards. Matched by
-    wamid; the recipient's BSUID (``recipient_user_id``) is recorded when Meta sends it."""
+    wamid, and applied only when the status names the row's recipient (``recipient_id``, the
+    phone, or ``recipient_user_id``, the BSUID, against the row's user key or BSUID); the
+    recipient's BSUID is recorded when Meta sends it."""
+    if not recipient and not recipient_user_id:
+        return False
     state = STATUS_TO_STATE.get(status)
     if state is None:
         return False
@@ -130,8 +134,10 @@ def apply_status(cur: Any, dialect: str, wamid: str, status: str, now: datetime,
     cur.execute(f"UPDATE MensajesSalientes SET Estado = ?, CodigoError = COALESCE(?, CodigoError), "
                 f"DetalleError = COALESCE(?, DetalleError), FechaActualizacion = ?, "
                 f"UsuarioId = COALESCE(UsuarioId, ?) "
-                f"WHERE WamidSaliente = ? AND Estado IN ({marks})",
-                (state, error_code, error_detail, to_db(dialect, now), recipient_user_id, wamid, *lower))
+                f"WHERE WamidSaliente = ? AND (Telefono IN (?, ?) OR UsuarioId IN (?, ?)) "
+                f"AND Estado IN ({marks})",
+                (state, error_code, error_detail, to_db(dialect, now), recipient_user_id, wamid,
+                 recipient, recipient_user_id, recipient, recipient_user_id, *lower))
     return cur.rowcount > 0
 
 

@@ -59,8 +59,14 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
 
     console.info(f"serving {database.url} on http://{host}:{port}/webhook "
                  f"({cfg.get('mode')}, {workers} worker(s)); telemetry -> {cfg.get('telemetry_file')}")
+    # Connection hygiene (docs/security.md): idle keep-alive closed after 5 s, request headers
+    # within header_timeout_seconds and max_header_bytes (cli/serve_protocol.py), at most
+    # max_connections per worker (503 past it), the body within body_timeout_seconds (the app).
     uvicorn.run("cli.serve_app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+                http="cli.serve_protocol:GuardedProtocol", timeout_keep_alive=5,
+                limit_concurrency=cfg.get("max_connections"),
+                h11_max_incomplete_event_size=cfg.get("max_header_bytes"), server_header=False)
 
 
 def _check_bindable(host: str, port: int) -> None:

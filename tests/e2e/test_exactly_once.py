@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
+import signal
 import time
 
 import httpx
@@ -16,6 +19,15 @@ from tests.e2e.dbcheck import scalar, wait_all_processed
 from tests.e2e.servers import PrivatePostgres, deliver
 
 pytestmark = [pytest.mark.e2e]
+
+
+def _wait_for_a_backend_waiting_on_a_lock(db_url: str, timeout: float = 30) -> None:
+    name = db_url.rsplit("/", 1)[1]
+    deadline = time.monotonic() + timeout
+    while scalar(db_url, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = ? AND wait_event_type = 'Lock'",
+                 (name,)) == 0:
+        assert time.monotonic() < deadline, "no worker reached the commit"
+        time.sleep(0.05)
 
 
 def migrate(db_url: str) -> None:
@@ -127,12 +139,21 @@ def test_database_down_mid_run_gives_503_then_everything_is_processed_once(serve
 @pytest.mark.postgres
 def test_worker_killed_between_ingest_and_commit_is_recovered_by_the_sweeper(pg_url, serve_factory):
     migrate(pg_url)
-    server = serve_factory(pg_url, workers=2, env={
-        "BOTCTL_FAULT_CRASH_AFTER_INGEST": "wamid.CRASH", "BOTCTL_LEASE_SECONDS": "2",
-        "BOTCTL_SWEEP_INTERVAL_SECONDS": "0.3"})
+    server = serve_factory(pg_url, workers=2, env={"BOTCTL_LEASE_SECONDS": "2", "BOTCTL_SWEEP_INTERVAL_SECONDS": "0.3"})
     tel = "5215550007777"
     crash = meta.envelope([meta.text_message(tel, "hola", wamid="wamid.CRASH1")])
-    status = asyncio.run(deliver_all(server.url, [crash]))[0]
+    # The fault comes from the test's side (the product has no crash switch): hold a lock the
+    # commit needs, so the worker stops between ingest and commit; kill the workers there.
+    holder = open_database(pg_url).connect()
+    holder.cursor().execute("LOCK TABLE MensajesChat IN EXCLUSIVE MODE")  # reads pass, writes wait
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        delivery = pool.submit(asyncio.run, deliver_all(server.url, [crash]))
+        _wait_for_a_backend_waiting_on_a_lock(pg_url)
+        for pid in server.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        holder.rollback()
+        holder.close()
+        status = delivery.result(timeout=60)[0]
     assert status == 599  # the worker died mid-request: Meta sees a broken connection
     # Ingest was committed before the crash: the row is there, leased, unprocessed.
     assert scalar(pg_url, "SELECT COUNT(*) FROM MensajesProcesados WHERE MensajeId = 'wamid.CRASH1' "

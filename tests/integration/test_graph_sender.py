@@ -171,10 +171,18 @@ def test_dispatcher_stores_wamids_keeps_order_per_recipient_and_statuses_only_mo
     wamid = final[0][3]
     with db.connection() as conn:
         with db.transaction(conn) as cur:
-            assert outbox.apply_status(cur, db.dialect, wamid, "read", NOW)
-            assert not outbox.apply_status(cur, db.dialect, wamid, "delivered", NOW)  # late, older news
-            assert not outbox.apply_status(cur, db.dialect, wamid, "sent", NOW)
-            assert outbox.apply_status(cur, db.dialect, final[1][3], "failed", NOW, "131047", "Re-engagement")
+            cur.execute("SELECT WamidSaliente, Telefono FROM MensajesSalientes")
+            to = dict(cur.fetchall())
+            other = next(t for t in (TEL, OTHER) if t != to[wamid])
+            # A status naming another recipient (forged, or a mix-up) changes nothing.
+            assert not outbox.apply_status(cur, db.dialect, wamid, "read", NOW, recipient=other)
+            assert not outbox.apply_status(cur, db.dialect, wamid, "read", NOW, recipient="")
+            assert outbox.apply_status(cur, db.dialect, wamid, "read", NOW, recipient=to[wamid])
+            assert not outbox.apply_status(cur, db.dialect, wamid, "delivered", NOW,  # late, older news
+                                           recipient=to[wamid])
+            assert not outbox.apply_status(cur, db.dialect, wamid, "sent", NOW, recipient=to[wamid])
+            assert outbox.apply_status(cur, db.dialect, final[1][3], "failed", NOW, "131047", "Re-engagement",
+                                       recipient=to[final[1][3]])
     states = _states(db)
     assert states[0][2] == "LEIDO" and states[1][2] == "FALLIDO" and states[1][4] == "131047"
 
