@@ -230,3 +230,97 @@ def test_a_stale_probe_neither_closes_the_circuit_nor_frees_the_new_probe_slot()
     assert b.state == HALF_OPEN and b.in_flight_probes == 1
     b._on_success(current)
     assert b.state == CLOSED
+
+
+# --- one scenario read step by step: counters, events and errors (mutation survivors) -------------
+
+
+def test_constructor_rejects_bad_settings_and_has_the_documented_defaults():
+    message = "breaker thresholds must be >= 1 and the reset timeout >= 0"
+    for bad in ({"failure_threshold": 0}, {"success_threshold": 0}, {"half_open_max_calls": 0},
+                {"reset_timeout_s": -0.1}):
+        with pytest.raises(ValueError, match=message):
+            CircuitBreaker("ai", **bad)
+    assert CircuitBreaker("ai", reset_timeout_s=0).reset_timeout_s == 0
+    b = CircuitBreaker("ai")
+    assert (b.failure_threshold, b.reset_timeout_s, b.success_threshold, b.half_open_max_calls) == (5, 30.0, 2, 1)
+    assert (b.state, b.failures, b.successes, b.opened_at, b.in_flight_probes) == (CLOSED, 0, 0, 0.0, 0)
+
+
+def test_a_scenario_step_by_step():
+    clock = Clock()
+    telemetry, capture = captured_telemetry()
+    b = CircuitBreaker("ai-x", telemetry, failure_threshold=2, reset_timeout_s=10, success_threshold=2, clock=clock,
+                       is_failure=lambda exc: not isinstance(exc, ValueError))
+
+    async def ok(*args, **kwargs):
+        return args, kwargs
+
+    async def down():
+        raise ConnectionError("down")
+
+    async def rejected(value):
+        raise ValueError(value)  # an answer, not an outage
+
+    def run(fn, *args, **kwargs):
+        return asyncio.run(b.call(fn, *args, **kwargs))
+
+    assert run(ok, 1, 2, k=3) == ((1, 2), {"k": 3})
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            run(down)
+        assert b.failures in (1, 0)
+    assert b.state == OPEN and b.failures == 0
+    (opened,) = capture.events("breaker.transition")
+    assert {k: opened.custom_dimensions[k] for k in ("breaker", "from_state", "to_state", "failures")} == {
+        "breaker": "ai-x", "from_state": CLOSED, "to_state": OPEN, "failures": 2}
+    with pytest.raises(CircuitOpenError) as caught:
+        run(ok)
+    assert caught.value.name == "ai-x" and str(caught.value) == "circuit ai-x is open"
+    assert capture.events("breaker.rejected")[0].custom_dimensions["breaker"] == "ai-x"
+    clock.now = 10.0
+    with pytest.raises(ValueError):
+        run(rejected, "4xx")  # a probe answered: one success of two
+    assert (b.state, b.successes, b.in_flight_probes) == (HALF_OPEN, 1, 0)
+    with pytest.raises(ConnectionError):
+        run(down)  # a failed probe: open again, the count of successes starts afresh
+    assert (b.state, b.successes, b.failures, b.opened_at) == (OPEN, 0, 0, 10.0)
+    clock.now = 20.0
+    run(ok)
+    assert (b.state, b.successes) == (HALF_OPEN, 1)
+    run(ok)
+    assert (b.state, b.successes, b.failures) == (CLOSED, 0, 0)
+    last = capture.events("breaker.transition")[-1].custom_dimensions
+    assert (last["from_state"], last["to_state"], last["failures"]) == (HALF_OPEN, CLOSED, 0)
+    with pytest.raises(ConnectionError):
+        run(down)
+    assert b.failures == 1
+    run(ok)  # a success while closed forgives earlier failures
+    assert b.failures == 0
+    with pytest.raises(ConnectionError):
+        run(down)
+    assert b.state == CLOSED and b.failures == 1
+
+
+def test_a_cancelled_probe_gives_its_slot_back():
+    clock = Clock()
+    b = CircuitBreaker("ai", failure_threshold=1, reset_timeout_s=1, half_open_max_calls=1, clock=clock)
+
+    async def down():
+        raise ConnectionError
+
+    async def scenario():
+        with pytest.raises(ConnectionError):
+            await b.call(down)
+        clock.now = 1.0
+        task = asyncio.ensure_future(b.call(asyncio.sleep, 60))
+        await asyncio.sleep(0)
+        assert b.in_flight_probes == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert b.in_flight_probes == 0 and b.state == HALF_OPEN
+        assert await b.call(asyncio.sleep, 0, "fine") == "fine"
+
+    asyncio.run(scenario())
+    assert b.state == HALF_OPEN and b.successes == 1
