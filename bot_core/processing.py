@@ -269,14 +269,17 @@ def load_facts(cur: Any, understanding: Understanding, now: datetime, idle_minut
         row = cur.fetchone()
         if row is not None:
             equipos[codigo] = Equipo(int(row[0]), row[1], row[2], row[3] or "", row[4], bool(row[5]))
-    for ticket in lookups.tickets:
-        cur.execute("SELECT NumeroTicket, TipoReporte, Estado, FechaCreacion, Telefono, UsuarioId "
-                    "FROM Reportes WHERE NumeroTicket = ?", (ticket,))
-        row = cur.fetchone()
-        if row is not None:
-            owners = frozenset(v for v in (row[4], row[5]) if v)
-            reportes[ticket] = ReportStatus(row[0], row[1], row[2], from_db(row[3]), owners)
     viewer = user.names() if user is not None else frozenset()
+    for ticket in lookups.tickets:
+        # A short form (the last 8 hex digits) matches by suffix; of several, the asker's own first.
+        where, value = ("NumeroTicket = ?", ticket) if "-" in ticket else ("NumeroTicket LIKE ?", f"%-{ticket}")
+        cur.execute("SELECT NumeroTicket, TipoReporte, Estado, FechaCreacion, Telefono, UsuarioId "
+                    f"FROM Reportes WHERE {where}", (value,))
+        found = [ReportStatus(row[0], row[1], row[2], from_db(row[3]), frozenset(v for v in row[4:6] if v))
+                 for row in cur.fetchall()]
+        found.sort(key=lambda status: not (status.owners & viewer))
+        if found:
+            reportes[ticket] = found[0]
     last_message_id = None
     if edit is not None and user is not None:  # what an edit may change: the user's previous message
         cur.execute("SELECT MensajeId FROM MensajesChat WHERE Telefono = ? AND Tipo = 'U' AND MensajeId <> ? "

@@ -17,6 +17,10 @@ def chat(url: Annotated[Optional[str], typer.Option(
                            "http://LISTEN); without it a server is started in-process on --db.",
              show_default=False)] = None,
          phone: Annotated[str, typer.Option("--phone", help="The WhatsApp number you are.")] = "5215550000001",
+         user_id: Annotated[Optional[str], typer.Option(
+             "--user-id", metavar="BSUID", help="Be a user without a phone number: only this business-scoped "
+                                                "user ID (e.g. US.13491208655302741918) is sent, as Meta does "
+                                                "for users with a username.", show_default=False)] = None,
          script: Annotated[Optional[str], typer.Option("--script", help="Read the lines to send from "
                                                        "this file instead of the keyboard.",
                                                        show_default=False)] = None,
@@ -42,6 +46,12 @@ def chat(url: Annotated[Optional[str], typer.Option(
     cfg = config(config_path, db=db)
     if not phone.isdigit() or not 8 <= len(phone) <= 15:
         raise ConfigError("--phone must be 8 to 15 digits, as WhatsApp sends it")
+    if user_id is not None:
+        from bot_core.identity import is_bsuid
+
+        if not is_bsuid(user_id):
+            raise ConfigError("--user-id must be a business-scoped user ID: 2 capital letters, a dot, "
+                              "an optional ENT. and up to 128 letters or digits")
     host, port = _address(listen or (DEFAULT_LISTEN if url else "127.0.0.1:0"))
     secret, _ = resolve_secrets(cfg, "127.0.0.1")
     lines = _script_lines(script) if script else None
@@ -61,7 +71,7 @@ def chat(url: Annotated[Optional[str], typer.Option(
             console.info(f"replies arrive at {graph.url} (the server must run with --whatsapp-url {graph.url})")
         if lines is None:
             console.info("type a message (a number picks an option; Ctrl-D to quit)")
-        session = ChatSession(url, secret, graph, phone)
+        session = ChatSession(url, secret, graph, user_id or phone)  # who the deliveries come from
         try:
             for line in lines if lines is not None else _prompt():
                 if lines is not None:

@@ -54,6 +54,8 @@ BTN_MENU_VEHICULO = "menu_vehiculo"
 BTN_MENU_ESTADO = "menu_estado"
 BTN_CONFIRMAR = "confirmar"
 BTN_CANCELAR = "cancelar"
+BTN_CAMBIAR = "cambiar_reporte"
+BTN_SEGUIR = "seguir_reporte"
 
 BODY_MAX = 1024
 BUTTONS_MAX, BUTTON_TITLE_MAX = 3, 20

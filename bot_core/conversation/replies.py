@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .model import (
-    BODY_MAX, BTN_CANCELAR, BTN_CONFIRMAR, BTN_MENU_ESTADO, BTN_MENU_REFRI, BTN_MENU_VEHICULO,
+    BODY_MAX, BTN_CAMBIAR, BTN_CANCELAR, BTN_CONFIRMAR, BTN_SEGUIR, BTN_MENU_ESTADO, BTN_MENU_REFRI, BTN_MENU_VEHICULO,
     AYUDA, CONFIRMAR, INICIO, NEGAR, REFRI_CONFIRMAR, REFRI_ESPERA_PROBLEMA, REFRI_ESPERA_SAP,
     REFRIGERADOR, REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO, SALUDO, VEHICULO,
     VEHICULO_CONFIRMAR, VEHICULO_ESPERA_EMPLEADO, VEHICULO_ESPERA_PLACA, VEHICULO_ESPERA_PROBLEMA,
@@ -18,6 +18,12 @@ MENU_OPTIONS = (
     (BTN_MENU_ESTADO, "Consultar estado"),
 )
 CONFIRM_OPTIONS = ((BTN_CONFIRMAR, "Confirmar"), (BTN_CANCELAR, "Cancelar"))
+SWITCH_OPTIONS = ((BTN_CAMBIAR, "Sí, cambiar"), (BTN_SEGUIR, "No, seguir"))
+SWITCH_QUESTION = (
+    "Tienes un reporte de *{actual}* sin terminar. ¿Quieres dejarlo y empezar uno de *{nuevo}*? "
+    "Lo que llevas del reporte actual se descartará."
+)
+KEEP_GOING = "Perfecto, seguimos con tu reporte."
 PROBLEMA_IN_SUMMARY_MAX = 500
 LABEL_MAX = 200
 
@@ -31,7 +37,7 @@ PROMPTS = {
         "Describe brevemente la falla del refrigerador (por ejemplo: no enfría, hace ruido, gotea)."
     ),
     VEHICULO_ESPERA_EMPLEADO: "Envíame tu *número de empleado* (de 4 a 8 dígitos).",
-    VEHICULO_ESPERA_PLACA: "¿Cuál es la *placa* del vehículo? (por ejemplo: ABC-123)",
+    VEHICULO_ESPERA_PLACA: "¿Cuál es la *placa* del vehículo? (por ejemplo: ABC-123 o ABC-123-D)",
     VEHICULO_ESPERA_PROBLEMA: (
         "Describe brevemente la falla del vehículo (por ejemplo: no arranca, ponchadura, frenos)."
     ),
@@ -51,6 +57,17 @@ HELP_IN_FLOW = "Estoy tomando los datos de tu reporte. " + CANCEL_HINT
 STILL_HERE = "¡Hola! Seguimos con tu reporte."
 WHAT_TO_REPORT = "Claro, te ayudo con el reporte."
 NOT_UNDERSTOOD = "Perdón, no entendí tu mensaje."
+# What a step expected, said when a message brought nothing usable for it (the step is kept).
+EXPECTED = {
+    INICIO: "Perdón, no entendí. Toca una opción o escribe su número (1, 2 o 3).",
+    REFRI_ESPERA_SAP: "Eso no parece un código SAP: son de 7 a 10 dígitos, solo números (por ejemplo: 4001234).",
+    REFRI_ESPERA_PROBLEMA: "Necesito que me cuentes la falla con palabras (por ejemplo: no enfría).",
+    VEHICULO_ESPERA_EMPLEADO: "Eso no parece un número de empleado: son de 4 a 8 dígitos, solo números.",
+    VEHICULO_ESPERA_PLACA: "Eso no parece una placa: letras y números, por ejemplo ABC-123 o ABC-123-D.",
+    VEHICULO_ESPERA_PROBLEMA: "Necesito que me cuentes la falla con palabras (por ejemplo: no arranca).",
+    REFRI_CONFIRMAR: "Responde *Confirmar* (o 1) para enviarlo, o *Cancelar* (o 2).",
+    VEHICULO_CONFIRMAR: "Responde *Confirmar* (o 1) para enviarlo, o *Cancelar* (o 2).",
+}
 NOTHING_TO_CONFIRM = "No tienes ningún reporte pendiente de confirmar."
 MISSING_DATA = "Todavía me faltan datos para el reporte."
 OK_NOTHING = "De acuerdo."
@@ -143,6 +160,8 @@ AUDIT = {
     "expired": "Sesión expirada por inactividad",
     "reset": "Estado desconocido reiniciado",
     "ignored": "Evento registrado sin respuesta ({kind})",
+    "switch_asked": "Cambio de reporte preguntado",
+    "switch_declined": "Cambio de reporte rechazado",
 }
 AUDIT_MAX = 500
 
@@ -168,6 +187,17 @@ def prompt(estado: str, datos: Mapping[str, str], notes: Iterable[str] = ()) -> 
     if estado in (REFRI_CONFIRMAR, VEHICULO_CONFIRMAR):
         return buttons(_join(head, body, summary(datos), CONFIRM_QUESTION), CONFIRM_OPTIONS)
     return text(_join(head, body))
+
+
+def offered_options(estado: str, datos: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The options the bot's last message in ``estado`` showed (what a typed number picks)."""
+    if datos.get("cambio"):
+        return SWITCH_OPTIONS
+    if estado == INICIO:
+        return MENU_OPTIONS
+    if estado in (REFRI_CONFIRMAR, VEHICULO_CONFIRMAR):
+        return CONFIRM_OPTIONS
+    return ()
 
 
 def summary(datos: Mapping[str, str]) -> str:

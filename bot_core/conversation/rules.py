@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 
 from .model import (
-    AYUDA, BTN_CANCELAR, BTN_CONFIRMAR, BTN_MENU_ESTADO, BTN_MENU_REFRI, BTN_MENU_VEHICULO,
+    AYUDA, BTN_CAMBIAR, BTN_CANCELAR, BTN_CONFIRMAR, BTN_SEGUIR, BTN_MENU_ESTADO, BTN_MENU_REFRI, BTN_MENU_VEHICULO,
     CANCELAR, CONFIRMAR, CONSULTAR_ESTADO, INICIO, NEGAR, OTRO, PROBLEM_STATES, REFRI_ESPERA_PROBLEMA,
     REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO, SALUDO, STATES, VEHICULO_ESPERA_EMPLEADO,
     Understanding,
@@ -34,6 +34,8 @@ INTENT_BY_REPLY_ID = {
     BTN_MENU_ESTADO: CONSULTAR_ESTADO,
     BTN_CONFIRMAR: CONFIRMAR,
     BTN_CANCELAR: CANCELAR,
+    BTN_CAMBIAR: CONFIRMAR,  # "switch to the other report?" -> yes
+    BTN_SEGUIR: NEGAR,  # ... -> no, go on with this one
 }
 
 GREETING = {"hola", "holi", "buenas", "buenos", "buen", "saludos", "hey", "hi", "hello"}
@@ -64,12 +66,14 @@ COMMAND_MAX_WORDS = 6
 _A, _D = "(?<![0-9a-z])", "(?![0-9a-z])"  # alphanumeric boundaries in folded text
 MAX_TEXT_CHARS = 4096  # a WhatsApp text body is at most 4,096 characters
 TICKET = re.compile(_A + r"((?:ref|veh)-[0-9]{8}-[0-9a-f]{8})" + _D)
+# The short form: a status word and the ticket's last 8 hex digits ("estado 1C1DB4BA").
+SHORT_TICKET = re.compile(_A + r"(?:estado|estatus|status|ticket|folio)[ :#]{0,3}([0-9a-f]{8})" + _D)
 EMPLOYEE = re.compile(
     _A + r"(?:(?:numero|num|no)\.?\s*+(?:de\s++)?)?(?:empleado|nomina)\s*+(?:(?:#|:|no\.?|num\.?)\s*+)?"
     r"([0-9]{4,8})" + _D
 )
 EMPLOYEE_HASH = re.compile(r"#\s*+([0-9]{4,8})" + _D)
-_PLATE = (r"[a-z]{3}S[0-9]{3,4}|[a-z]{3}S[0-9]{2}S[0-9]{2}|[0-9]{2}S[a-z]{3}S[0-9]{1,2}"
+_PLATE = (r"[a-z]{3}S[0-9]{3}S[a-z]|[a-z]{3}S[0-9]{3,4}|[a-z]{3}S[0-9]{2}S[0-9]{2}|[0-9]{2}S[a-z]{3}S[0-9]{1,2}"
           r"|[0-9]{3}S[a-z]{3}|[a-z]S[0-9]{2,3}S[a-z]{2,3}")  # fmt: skip
 PLATE_AFTER_WORD = re.compile(
     _A + r"placas?\s*+(?:(?:[:#]|es\b|del vehiculo\b)\s*+)?(" + _PLATE.replace("S", "[- ]?") + ")" + _D
@@ -85,7 +89,7 @@ VALID = {
     "codigo_sap": re.compile(r"[0-9]{7,10}"),
     "numero_empleado": re.compile(r"[0-9]{4,8}"),
     "placa": re.compile(r"(?=[A-Z0-9-]*[0-9])(?=[A-Z0-9-]*[A-Z])[A-Z0-9](?:-?[A-Z0-9]){3,9}"),
-    "ticket": re.compile(r"(?:REF|VEH)-[0-9]{8}-[0-9A-F]{8}"),
+    "ticket": re.compile(r"(?:(?:REF|VEH)-[0-9]{8}-)?[0-9A-F]{8}"),  # full, or its short form
 }
 
 
@@ -200,7 +204,7 @@ def _command(folded: str, words: list[str], estado: str) -> str | None:
     first = words[0] if words else ""
     if only(CANCEL) or (first in CANCEL and estado not in PROBLEM_STATES):
         return CANCELAR
-    ticket = TICKET.search(folded) and (short or estado not in PROBLEM_STATES)
+    ticket = (TICKET.search(folded) or SHORT_TICKET.search(folded)) and (short or estado not in PROBLEM_STATES)
     if ticket or (first in STATUS and len(words) <= 4):
         return CONSULTAR_ESTADO
     for vocabulary, intent in ((YES, CONFIRMAR), (NO, NEGAR), (HELP, AYUDA), (GREETING, SALUDO)):
@@ -210,7 +214,7 @@ def _command(folded: str, words: list[str], estado: str) -> str | None:
 
 
 def _ticket(folded: str) -> dict[str, str]:
-    match = TICKET.search(folded)
+    match = TICKET.search(folded) or SHORT_TICKET.search(folded)
     return {"ticket": match.group(1).upper()} if match else {}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,11 +18,11 @@ from . import replies as r
 from .model import (
     CANCELAR, CONFIRMAR, CONSULTAR_ESTADO, INICIO, NEGAR, OTRO, READABLE_KINDS, REFRI_CONFIRMAR,
     REFRI_ESPERA_PROBLEMA, REFRI_ESPERA_SAP, REFRIGERADOR, REPORTAR_FALLA, REPORTE_REFRIGERADOR,
-    REPORTE_VEHICULO, STATES, VEHICULO, VEHICULO_CONFIRMAR, VEHICULO_ESPERA_EMPLEADO,
+    REPORTE_VEHICULO, STATES, VEHICULO, BTN_CAMBIAR, BTN_SEGUIR, VEHICULO_CONFIRMAR, VEHICULO_ESPERA_EMPLEADO,
     VEHICULO_ESPERA_PLACA, VEHICULO_ESPERA_PROBLEMA, CreateReport, Facts, Inbound, Lookups,
     Reply, Session, Transition, Understanding,
 )  # fmt: skip
-from .rules import clean_entities, is_description
+from .rules import INTENT_BY_REPLY_ID, clean_entities, fold, is_description
 
 __all__ = ["STATES", "effective_state", "needed_lookups", "step", "ticket_number"]
 
@@ -61,6 +61,8 @@ VEHICLE = Flow(
 )  # fmt: skip
 FLOW_OF_STATE = {state: flow for flow in (REFRI, VEHICLE) for state in flow.states}
 FLOW_OF_INTENT = {flow.intent: flow for flow in (REFRI, VEHICLE)}
+FLOW_OF_TIPO = {flow.tipo: flow for flow in (REFRI, VEHICLE)}
+PENDING_SWITCH = "cambio"  # datos key: the report the user was asked to switch to
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,25 @@ def _prepare(session: Session, inbound: Inbound, understanding: Understanding, f
     if events:
         estado, datos, equipo_id = INICIO, {}, None
     entities = clean_entities(understanding.entities)
-    ctx = Ctx(estado, datos, equipo_id, inbound, understanding.intent, entities, facts)
+    intent = understanding.intent
+    picked = _picked_option(estado, datos, inbound)
+    if picked is not None:  # "1" or an option's title typed instead of tapped
+        inbound = replace(inbound, reply_id=picked)
+        intent, entities = INTENT_BY_REPLY_ID[picked], {}
+    ctx = Ctx(estado, datos, equipo_id, inbound, intent, entities, facts)
     return ctx, events, lead
+
+
+def _picked_option(estado: str, datos: Mapping[str, str], inbound: Inbound) -> str | None:
+    """The id of the option just offered that a typed number or title names, if any."""
+    if inbound.reply_id is not None or not isinstance(inbound.text, str) or len(inbound.text) > 40:
+        return None
+    options = r.offered_options(estado, datos)
+    typed = " ".join(fold(inbound.text)[0].split()).strip(" .)*")
+    if typed.isdigit() and 1 <= int(typed) <= len(options):
+        return options[int(typed) - 1][0]
+    titles = {" ".join(fold(title)[0].split()): option_id for option_id, title in options}
+    return titles.get(typed)
 
 
 def _clean_datos(datos: object) -> dict[str, str]:
@@ -178,6 +197,8 @@ def _clean_datos(datos: object) -> dict[str, str]:
     label = datos.get("equipo_descripcion")
     if isinstance(label, str) and label:
         clean["equipo_descripcion"] = label
+    if datos.get(PENDING_SWITCH) in FLOW_OF_TIPO:
+        clean[PENDING_SWITCH] = datos[PENDING_SWITCH]
     return clean
 
 
@@ -206,6 +227,11 @@ def _decide(ctx: Ctx) -> Outcome:
     if ctx.inbound.kind not in READABLE_KINDS:
         note = kinds.ANSWER_NOTES.get(ctx.inbound.kind, r.UNSUPPORTED)
         return _stay(ctx, note, "unsupported", kind=ctx.inbound.kind)
+    if PENDING_SWITCH in ctx.datos:
+        answered = _answer_switch(ctx)
+        if answered is not None:
+            return answered
+        ctx = replace(ctx, datos=_without_switch(ctx.datos))  # anything else: the question lapses
     if ctx.intent == CONSULTAR_ESTADO:
         return _status(ctx)
     return HANDLERS[ctx.estado](ctx)
@@ -216,7 +242,7 @@ def _inicio(ctx: Ctx) -> Outcome:
     if flow is None and ctx.intent in (REPORTAR_FALLA, OTRO):
         flow = _flow_of_entities(ctx.entities)
     if flow is None:
-        return _stay(ctx, r.MENU_NOTES.get(ctx.intent, r.NOT_UNDERSTOOD), "menu")
+        return _stay(ctx, r.MENU_NOTES.get(ctx.intent, r.EXPECTED[INICIO]), "menu")
     return _start(ctx, flow)
 
 
@@ -225,7 +251,7 @@ def _collect(ctx: Ctx) -> Outcome:
     other = FLOW_OF_INTENT.get(ctx.intent, flow)
     describing = ctx.estado in (REFRI_ESPERA_PROBLEMA, VEHICULO_ESPERA_PROBLEMA)
     if other is not flow and (ctx.inbound.reply_id or not describing):
-        return _start(ctx, other)
+        return _ask_switch(ctx, flow, other)
     return _advance(ctx, flow, ctx.datos, ctx.equipo_id, overwrite=False)
 
 
@@ -235,7 +261,7 @@ def _confirm(ctx: Ctx) -> Outcome:
     if ctx.intent == NEGAR:
         return _cancel(ctx)
     if other is not flow:
-        return _start(ctx, other)
+        return _ask_switch(ctx, flow, other)
     if ctx.intent == CONFIRMAR and flow.next_state(ctx.datos, ctx.equipo_id) == flow.confirm:
         return _create(ctx, flow)
     return _advance(ctx, flow, ctx.datos, ctx.equipo_id, overwrite=True)
@@ -249,6 +275,29 @@ HANDLERS: Mapping[str, Callable[[Ctx], Outcome]] = {
 }
 
 
+def _ask_switch(ctx: Ctx, current: Flow, other: Flow) -> Outcome:
+    """Mid-report, a message (an old menu tap included) would start another report: ask first."""
+    datos = {**ctx.datos, PENDING_SWITCH: other.tipo}
+    body = r.SWITCH_QUESTION.format(actual=r.TYPE_NAMES[current.tipo], nuevo=r.TYPE_NAMES[other.tipo])
+    return Outcome(ctx.estado, datos, ctx.equipo_id, r.buttons(body, r.SWITCH_OPTIONS), "switch_asked")
+
+
+def _answer_switch(ctx: Ctx) -> Outcome | None:
+    """The answer to "switch reports?": yes starts the other report, no goes on with this one."""
+    reply_id, typed = ctx.inbound.reply_id, ctx.inbound.reply_id is None
+    datos = _without_switch(ctx.datos)
+    if reply_id == BTN_CAMBIAR or (typed and ctx.intent == CONFIRMAR):
+        return _start(replace(ctx, datos=datos), FLOW_OF_TIPO[ctx.datos[PENDING_SWITCH]])
+    if reply_id == BTN_SEGUIR or (typed and ctx.intent == NEGAR):
+        return Outcome(ctx.estado, datos, ctx.equipo_id, r.prompt(ctx.estado, datos, [r.KEEP_GOING]),
+                       "switch_declined")
+    return None
+
+
+def _without_switch(datos: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in datos.items() if k != PENDING_SWITCH}
+
+
 def _start(ctx: Ctx, flow: Flow) -> Outcome:
     return _advance(ctx, flow, {}, None, overwrite=False, start=True)
 
@@ -258,9 +307,10 @@ def _advance(ctx, flow: Flow, datos, equipo_id, *, overwrite: bool, start: bool 
     datos, equipo_id, notes, progressed = _merge(ctx, flow, datos, equipo_id, overwrite)
     if start:
         notes.insert(0, r.START[flow.tipo])
-    elif not progressed and not notes:
-        notes.append(r.FLOW_NOTES.get(ctx.intent, r.NOT_UNDERSTOOD))
     estado = flow.next_state(datos, equipo_id)
+    if not start and not notes and (not progressed or estado == ctx.estado):
+        # Nothing for what this step asks: say what it expects (the step is kept).
+        notes.append(r.FLOW_NOTES.get(ctx.intent, r.EXPECTED.get(ctx.estado, r.NOT_UNDERSTOOD)))
     event = "start" if start else "data" if progressed else "reprompt"
     return Outcome(estado, datos, equipo_id, r.prompt(estado, datos, filter(None, notes)), event)
 
@@ -351,6 +401,8 @@ def _status(ctx: Ctx) -> Outcome:
         note = r.UNKNOWN_TICKET.format(ticket=ticket)
     else:
         note = r.report_status(status)
+    if ctx.estado == INICIO and not ctx.datos:  # an answer, not the whole menu again
+        return Outcome(INICIO, {}, None, r.text(note), "status")
     return _stay(ctx, note, "status")
 
 

@@ -20,8 +20,14 @@ def new_wamid() -> str:
     return "wamid." + uuid.uuid4().hex.upper()
 
 
+def sender(user: str) -> dict[str, str]:
+    """The sender fields of a message from ``user``: a phone goes in ``from``; a BSUID alone (a
+    user with a username, no phone shared) in ``from_user_id``, as Meta sends it since 2026."""
+    return {"from": user} if user.isdigit() else {"from_user_id": user}
+
+
 def text_message(telefono: str, body: str, wamid: str | None = None, ts: int | None = None) -> dict[str, Any]:
-    return {"from": telefono, "id": wamid or new_wamid(), "timestamp": str(ts or int(time.time())),
+    return {**sender(telefono), "id": wamid or new_wamid(), "timestamp": str(ts or int(time.time())),
             "type": "text", "text": {"body": body}}
 
 
@@ -29,13 +35,13 @@ def reply_message(telefono: str, option_id: str, title: str, kind: str = "button
                   wamid: str | None = None) -> dict[str, Any]:
     """A tap on a reply button (kind "button") or a list row (kind "list")."""
     key = "button_reply" if kind == "button" else "list_reply"
-    return {"from": telefono, "id": wamid or new_wamid(), "timestamp": str(int(time.time())),
+    return {**sender(telefono), "id": wamid or new_wamid(), "timestamp": str(int(time.time())),
             "type": "interactive",
             "interactive": {"type": key, key: {"id": option_id, "title": title}}}
 
 
 def media_message(telefono: str, kind: str = "image", wamid: str | None = None) -> dict[str, Any]:
-    return {"from": telefono, "id": wamid or new_wamid(), "timestamp": str(int(time.time())), "type": kind,
+    return {**sender(telefono), "id": wamid or new_wamid(), "timestamp": str(int(time.time())), "type": kind,
             kind: {"id": uuid.uuid4().hex, "mime_type": "image/jpeg"}}
 
 
@@ -54,11 +60,17 @@ def envelope(messages: list[dict[str, Any]] | None = None, statuses: list[dict[s
     if messages:
         value["messages"] = messages
         if contacts:
-            value["contacts"] = [{"profile": {"name": "Tecnico"}, "wa_id": m.get("from", "")} for m in messages]
+            value["contacts"] = [{"profile": {"name": "Tecnico"}, **_contact_ids(m)} for m in messages]
     if statuses:
         value["statuses"] = statuses
     return {"object": "whatsapp_business_account",
             "entry": [{"id": "WABA_ID", "changes": [{"value": value, "field": "messages"}]}]}
+
+
+def _contact_ids(message: dict[str, Any]) -> dict[str, str]:
+    if "from" in message:
+        return {"wa_id": message["from"]}
+    return {"user_id": message.get("from_user_id", "")}
 
 
 def signed_body(payload: dict[str, Any], app_secret: str) -> tuple[bytes, dict[str, str]]:

@@ -149,3 +149,13 @@ def test_a_ticket_is_shown_only_to_its_reporter_and_to_supervisors(bot):
     assert "pendiente" in own[0][1] and "pendiente" in boss[0][1]
     assert other[0][1] == missing[0][1].replace("REF-20260101-DEADBEEF", ticket)
     assert r.UNKNOWN_TICKET.format(ticket=ticket) in other[0][1]
+
+
+def test_the_short_ticket_form_finds_the_users_own_ticket(bot):
+    for text in ("refri", "4001234", "no enfría", "sí"):
+        bot.send(text, telefono=TEL)
+    ticket = bot.query("SELECT NumeroTicket FROM Reportes")[0][0]
+    _, replies = bot.send(f"estado {ticket[-8:].lower()}", telefono=TEL)
+    assert ticket in replies[0][1] and "pendiente" in replies[0][1]
+    _, replies = bot.send(f"estado {ticket[-8:]}", telefono=OTHER_TEL)
+    assert r.UNKNOWN_TICKET.format(ticket=ticket[-8:]) in replies[0][1]

@@ -136,7 +136,7 @@ def expected_state(estado, intent, via_button):
         return "INICIO"
     flow = {"REPORTE_REFRIGERADOR": "REFRI", "REPORTE_VEHICULO": "VEHICULO"}.get(intent)
     if flow and not estado.startswith(flow) and (via_button or estado not in PROBLEM_STATES):
-        return FIRST[flow]
+        return FIRST[flow] if estado == "INICIO" else estado  # mid-report: asked first, nothing dropped
     return estado
 
 
@@ -239,8 +239,11 @@ def test_no_at_confirmation_cancels(estado):
     assert transition.estado_nuevo == "INICIO" and not transition.effects
 
 
-def test_switching_report_type_with_a_menu_button_starts_over():
-    transition = say(session("VEHICULO_ESPERA_PROBLEMA"), "Refrigerador", "menu_refri", "interactive")
+def test_switching_report_type_with_a_menu_button_asks_before_starting_over():
+    current = session("VEHICULO_ESPERA_PROBLEMA")
+    asked = say(current, "Refrigerador", "menu_refri", "interactive")
+    assert switch_asked(asked) and asked.estado_nuevo == "VEHICULO_ESPERA_PROBLEMA"
+    transition = say(after(current, asked), "Sí, cambiar", "cambiar_reporte", "interactive")
     assert (transition.estado_nuevo, transition.datos) == ("REFRI_ESPERA_SAP", {})
 
 
@@ -521,3 +524,87 @@ def test_rules_and_step_together_never_fail(current, text, reply_id):
     understood = understand(text, reply_id, current.estado)
     transition = step(current, inbound(text, "interactive" if reply_id else "text", reply_id), understood, FACTS)
     assert transition.replies and transition.estado_nuevo in STATES
+
+
+# -- a report is never dropped silently; typed options; what each step expects ----------------
+
+
+def switch_asked(transition):
+    (reply,) = transition.replies
+    return reply.kind == "buttons" and reply.options == r.SWITCH_OPTIONS
+
+
+@pytest.mark.parametrize("estado, text, reply_id", [
+    ("REFRI_ESPERA_SAP", "se descompuso la camioneta", None),       # typed at the SAP prompt
+    ("VEHICULO_ESPERA_PLACA", "Refrigerador", "menu_refri"),         # a tap on an old menu
+    ("VEHICULO_ESPERA_PROBLEMA", "Refrigerador", "menu_refri"),
+    ("REFRI_CONFIRMAR", "Vehículo", "menu_vehiculo"),
+])
+def test_switching_reports_mid_report_asks_first_and_keeps_the_data(estado, text, reply_id):
+    current = session(estado)
+    asked = say(current, text, reply_id, kind="interactive" if reply_id else "text")
+    assert switch_asked(asked) and asked.estado_nuevo == estado and not asked.effects
+    assert {k: v for k, v in asked.datos.items() if k != "cambio"} == dict(current.datos)
+    kept = say(after(current, asked), "No, seguir", "seguir_reporte", kind="interactive")
+    assert kept.estado_nuevo == estado and kept.datos == current.datos and r.KEEP_GOING in body(kept)
+    switched = say(after(current, asked), "sí")  # typed yes
+    other = "VEHICULO" if estado.startswith("REFRI") else "REFRI"
+    assert switched.estado_nuevo == FIRST[other] and "cambio" not in switched.datos
+
+
+def test_the_switch_question_answered_by_number():
+    current = session("REFRI_ESPERA_PROBLEMA")
+    asked = say(current, "Vehículo", "menu_vehiculo", kind="interactive")
+    assert say(after(current, asked), "1").estado_nuevo == "VEHICULO_ESPERA_EMPLEADO"
+    assert say(after(current, asked), "2").estado_nuevo == "REFRI_ESPERA_PROBLEMA"
+    ignored = say(after(current, asked), "no enfría")  # another answer: the question lapses
+    assert "cambio" not in ignored.datos and ignored.estado_nuevo == "REFRI_CONFIRMAR"
+
+
+@pytest.mark.parametrize("text, estado_nuevo", [
+    ("1", "REFRI_ESPERA_SAP"), ("2", "VEHICULO_ESPERA_EMPLEADO"), ("2)", "VEHICULO_ESPERA_EMPLEADO"),
+    ("vehiculo", "VEHICULO_ESPERA_EMPLEADO"), ("Consultar estado", "INICIO"), ("4", "INICIO"),
+])
+def test_a_typed_number_or_title_picks_from_the_menu(text, estado_nuevo):
+    assert say(session("INICIO"), text).estado_nuevo == estado_nuevo
+
+
+@pytest.mark.parametrize("estado", ["REFRI_CONFIRMAR", "VEHICULO_CONFIRMAR"])
+def test_a_typed_number_picks_at_the_confirmation(estado):
+    created = say(session(estado), "1")
+    assert created.effects and created.estado_nuevo == "INICIO"
+    cancelled = say(session(estado), "2")
+    assert not cancelled.effects and r.CANCELLED in body(cancelled)
+
+
+@pytest.mark.parametrize("estado, text", [
+    ("REFRI_ESPERA_SAP", "123"), ("REFRI_ESPERA_SAP", "abc"), ("VEHICULO_ESPERA_EMPLEADO", "12"),
+    ("VEHICULO_ESPERA_PLACA", "???"), ("REFRI_CONFIRMAR", "quizás"), ("INICIO", "asdf"),
+])
+def test_rejected_input_says_what_was_expected_and_keeps_the_step(estado, text):
+    transition = say(session(estado), text)
+    assert transition.estado_nuevo == estado and r.EXPECTED[estado] in body(transition)
+    assert r.NOT_UNDERSTOOD not in body(transition)
+
+
+def test_a_plate_keeps_its_full_text():
+    transition = say(session("VEHICULO_ESPERA_PLACA"), "ABC-123-D")
+    assert transition.datos["placa"] == "ABC-123-D"
+    assert say(session("VEHICULO_ESPERA_PLACA"), "la placa es abc 123 d").datos["placa"] == "ABC123D"
+
+
+def test_the_short_ticket_form_is_understood_and_the_answer_has_no_menu():
+    short = REPORTE.numero_ticket[-8:]
+    facts = replace(FACTS, reportes={short: REPORTE})
+    transition = say(session(), f"estado {short.lower()}", facts=facts)
+    (reply,) = transition.replies
+    assert reply.kind == "text" and not reply.options and r.report_status(REPORTE) in reply.text
+    assert needed_lookups(understand(f"estado {short}", None, "INICIO")).tickets == (short,)
+
+
+def test_a_ticket_of_another_user_reads_as_unknown_unless_a_supervisor_asks():
+    stranger = replace(FACTS, viewer=frozenset({"5215500000000"}))
+    hidden = say(session(), f"estado {REPORTE.numero_ticket}", facts=stranger)
+    assert body(hidden) == r.UNKNOWN_TICKET.format(ticket=REPORTE.numero_ticket)
+    boss = say(session(), f"estado {REPORTE.numero_ticket}", facts=replace(stranger, supervisor=True))
+    assert r.report_status(REPORTE) in body(boss)
