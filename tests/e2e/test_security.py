@@ -155,3 +155,37 @@ def test_no_secret_or_raw_phone_in_anything_printed_or_logged(server, tmp_path):
     assert server.graph.sent >= len(own)  # replies really went out through the Graph API sender
     leaked = [p for p in phones if p in everything]
     assert leaked == [], f"{len(leaked)} raw phone numbers appear in output or logs"
+
+
+def test_a_status_for_another_recipient_moves_nothing(server):
+    tel = "5215550004321"
+    body, headers = meta.signed_body(meta.envelope([meta.text_message(tel, "hola", wamid="wamid.STATUS1")]),
+                                     APP_SECRET)
+    assert httpx.post(server.url + "/webhook", content=body, headers=headers).status_code == 200
+    deadline = time.monotonic() + 30
+    while not scalar(server.db_url, "SELECT COUNT(*) FROM MensajesSalientes WHERE MensajeOrigenId = "
+                                    "'wamid.STATUS1' AND WamidSaliente IS NOT NULL"):
+        assert time.monotonic() < deadline, "the reply was never sent"
+        time.sleep(0.2)
+    db = open_database(server.db_url)
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT WamidSaliente FROM MensajesSalientes WHERE MensajeOrigenId = 'wamid.STATUS1' "
+                    "AND WamidSaliente IS NOT NULL")
+        wamid = cur.fetchone()[0]
+
+    def state() -> str:
+        with db.connection() as conn:
+            cur = conn.cursor()
+            cur.execute("SELECT Estado FROM MensajesSalientes WHERE WamidSaliente = ?", (wamid,))
+            return cur.fetchone()[0]
+
+    before = state()
+    for forged in ("5215559999999", ""):
+        body, headers = meta.signed_body(meta.envelope(statuses=[meta.status_update(wamid, "read", forged)]),
+                                         APP_SECRET)
+        assert httpx.post(server.url + "/webhook", content=body, headers=headers).status_code == 200
+        assert state() == before
+    body, headers = meta.signed_body(meta.envelope(statuses=[meta.status_update(wamid, "read", tel)]), APP_SECRET)
+    assert httpx.post(server.url + "/webhook", content=body, headers=headers).status_code == 200
+    assert state() == "LEIDO"
