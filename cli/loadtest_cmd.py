@@ -20,6 +20,8 @@ def loadtest(
     dup_ratio: Annotated[float, typer.Option("--dup-ratio", help="Share of deliveries redelivered "
                                              "(half concurrently, half later).")] = 0.0,
     burst: Annotated[int, typer.Option("--burst", help="N messages released together.")] = 0,
+    bsuid_share: Annotated[float, typer.Option(
+        "--bsuid-share", help="Share of conversations from users without a phone number (BSUID only).")] = 0.0,
     burst_mode: Annotated[str, typer.Option(
         "--burst-mode", **choices(BURST_MODES),
         help="same-phone: N messages of one user; same-id: one message delivered N times.")] = "same-phone",
@@ -70,6 +72,8 @@ def loadtest(
     equipment = equipment or DEFAULT_EQUIPMENT
     check_choice("--burst-mode", burst_mode, BURST_MODES)
     check_choice("--output", output, LOADTEST_OUTPUTS)
+    if not 0 <= bsuid_share <= 1:
+        raise ConfigError("--bsuid-share must be within 0..1")
     if rate <= 0 or duration <= 0 or warmup < 0 or not 0 <= dup_ratio <= 1 or burst < 0:
         raise ConfigError("--rate and --duration must be > 0, --warmup >= 0, --dup-ratio within 0..1, --burst >= 0")
     if shorten is not None and not 0 < shorten <= 1:
@@ -96,7 +100,8 @@ def loadtest(
     check_reachable(url, timeout)
     factor = shorten or 1.0
     spec = TrafficSpec(rate=rate, duration_s=duration * factor, warmup_s=warmup * factor, dup_ratio=dup_ratio,
-                       burst=burst, burst_mode=burst_mode, seed=seed, equipment=equipment)
+                       burst=burst, burst_mode=burst_mode, seed=seed, equipment=equipment,
+                       bsuid_share=bsuid_share)
     options = LoadtestOptions(url, secret, spec, timeout_s=timeout, max_redeliveries=max_redeliveries,
                               connections=connections, thresholds=thresholds, shorten=shorten,
                               progress=stderr_progress if console.shows_progress else None)

@@ -6,7 +6,9 @@ reports get created. A conversation's second message is due ``gap_s`` after
 its first and, as everything in the open model, is sent at its due time even
 if the first is still unanswered (verification then counts that conversation
 as confirmed only if the first was acknowledged before the second was sent).
-Duplicates redeliver an existing wamid, either at the same moment
+A share of the conversations (``TrafficSpec.bsuid_share``) comes from users without a phone
+number: their deliveries carry only a business-scoped user ID (``from_user_id``), as Meta sends
+them for users with a username. Duplicates redeliver an existing wamid, either at the same moment
 (concurrently) or later; a burst releases N deliveries together.
 """
 
@@ -58,12 +60,21 @@ class TrafficSpec:
     gap_s: float = 1.0
     seed: int = 1
     equipment: str = DEFAULT_EQUIPMENT  # the SAP code every conversation reports on
+    bsuid_share: float = 0.0  # share of conversations from users known only by a BSUID
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8].upper())  # hex
 
 
 def _run_number(spec: TrafficSpec) -> int:
     """Four digits of the run id: phones of one run never collide with another's."""
     return int(spec.run_id, 16) % 10 ** 4 if spec.run_id.isalnum() else 0
+
+
+def sender_id(spec: TrafficSpec, conversation: int) -> str:
+    """Who a conversation comes from: a phone, or for ``bsuid_share`` of them a BSUID only
+    (chosen by a fixed spread of the conversation number, so the plan stays reproducible)."""
+    if spec.bsuid_share > 0 and (conversation * 2654435761) % 1000 < spec.bsuid_share * 1000:
+        return f"MX.LT{spec.run_id}{conversation:06d}"
+    return f"52{_run_number(spec):04d}{conversation:06d}"
 
 
 def _signed(app_secret: str, message: dict) -> tuple[bytes, str]:
@@ -81,7 +92,7 @@ def build_plan(spec: TrafficSpec, app_secret: str) -> list[Delivery]:
         block, offset = divmod(slot, 2 * gap)
         step = 0 if offset < gap else 1
         conversation = block * gap + (offset % gap)
-        telefono = f"52{_run_number(spec):04d}{conversation:06d}"
+        telefono = sender_id(spec, conversation)  # a phone, or a BSUID for a user without one
         wamid = f"wamid.LT{spec.run_id}.{conversation}.{step}"
         if step == 0:
             message = meta.text_message(telefono, FIRST_TEXT.format(equipment=spec.equipment), wamid=wamid)

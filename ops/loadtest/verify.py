@@ -5,7 +5,8 @@
 * after the drain, every inbox row of the run is processed;
 * each message was acted on once (one user row in MensajesChat per message);
 * one report per confirmed conversation, no conversation with two reports;
-* every processed message has its replies, no (message, sequence) twice.
+* every processed message has its replies, no (message, sequence) twice;
+* every reply goes to whoever wrote: the phone, or for a user without one the BSUID.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def verify_run(db: Database, plan: list[Delivery], run_id: str, drain_timeout_s:
     answered = {m for (m,) in _rows(db, "SELECT DISTINCT MensajeOrigenId FROM MensajesSalientes "
                                         "WHERE MensajeOrigenId LIKE ?", (prefix,))}
     replies_lost = sorted(m for m, state in inbox.items() if state == "PROCESADO" and m not in answered)
+    sender = {d.wamid: d.telefono for d in plan}
+    recipients = _rows(db, "SELECT MensajeOrigenId, Telefono FROM MensajesSalientes WHERE MensajeOrigenId LIKE ?",
+                       (prefix,))
+    misaddressed = sorted({m for m, to in recipients if m in sender and to != sender[m]})
+    bsuid_users = {d.telefono for d in plan if not d.telefono.isdigit()}
     violations = []
     if lost:
         violations.append(f"{len(lost)} acknowledged deliveries have no inbox row (e.g. {lost[0]})")
@@ -106,13 +112,17 @@ def verify_run(db: Database, plan: list[Delivery], run_id: str, drain_timeout_s:
         violations.append(f"{duplicate_replies} (message, sequence) replies written more than once")
     if replies_lost:
         violations.append(f"{len(replies_lost)} processed messages without replies (e.g. {replies_lost[0]})")
+    if misaddressed:
+        violations.append(f"{len(misaddressed)} messages answered to someone other than their sender "
+                          f"(e.g. {misaddressed[0]})")
     return {
         "ok": not violations, "violations": violations,
         "inbox_rows": len(inbox), "distinct_ids_sent": len(sent), "distinct_ids_acked": len(acked),
         "lost": len(lost), "unexpected": len(unexpected), "unprocessed": len(unprocessed),
         "duplicates": len(acted_twice), "reports": len(reports), "confirmed_conversations": confirmed,
         "duplicate_reports": duplicate_reports, "reports_off": reports_off, "duplicate_replies": duplicate_replies,
-        "replies_lost": len(replies_lost),
+        "replies_lost": len(replies_lost), "misaddressed": len(misaddressed),
+        "bsuid_users": len(bsuid_users), "bsuid_reports": sum(1 for _, t in reports if t in bsuid_users),
         "concurrency_retries": count_events(telemetry_path, "concurrency.retry"),
     }
 

@@ -131,6 +131,20 @@ def test_plan_has_conversations_duplicates_and_a_burst():
     assert [d.due for d in plan] == sorted(d.due for d in plan)
 
 
+def test_a_share_of_conversations_comes_from_users_without_a_phone():
+    from bot_core.identity import is_bsuid
+    from bot_core.webhook.payload import decode_webhook
+
+    plan = build_plan(TrafficSpec(rate=100, duration_s=2, bsuid_share=0.25, seed=3), APP_SECRET)
+    users = {d.telefono for d in plan}
+    share = sum(1 for u in users if is_bsuid(u)) / len(users)
+    assert 0.15 < share < 0.35 and all(is_bsuid(u) or u.isdigit() for u in users)
+    bsuid_delivery = next(d for d in plan if not d.telefono.isdigit())
+    (message,) = decode_webhook(json.loads(bsuid_delivery.body)).messages
+    assert (message.telefono, message.user_id) == (None, bsuid_delivery.telefono)
+    assert build_plan(TrafficSpec(rate=100, duration_s=2, seed=3), APP_SECRET)[0].telefono.isdigit()
+
+
 @pytest.fixture
 def verified_db(tmp_path):
     url = f"sqlite:///{tmp_path / 'v.db'}"
@@ -144,7 +158,7 @@ def _run_against_serve(url: str, workdir) -> tuple[dict, list[Delivery], str]:
 
     seed_demo_equipment(open_database(url))
     with BotServer(url, workdir) as server:
-        spec = TrafficSpec(rate=40, duration_s=2.0, gap_s=0.3, dup_ratio=0.2, burst=20)
+        spec = TrafficSpec(rate=40, duration_s=2.0, gap_s=0.3, dup_ratio=0.2, burst=20, bsuid_share=0.3)
         summary, plan = run(server.url + "/webhook", spec)
     return summary, plan, spec.run_id
 
@@ -157,6 +171,7 @@ def test_verify_passes_on_a_real_run_and_catches_each_planted_violation(verified
     assert result["ok"], result["violations"]
     assert result["reports"] >= result["confirmed_conversations"] > 0
     assert result["inbox_rows"] == result["distinct_ids_sent"]
+    assert result["bsuid_users"] > 0 and result["bsuid_reports"] > 0 and result["misaddressed"] == 0
     prefix = f"wamid.LT{run_id}."
 
     def execute(sql, params=()):
@@ -176,7 +191,14 @@ def test_verify_passes_on_a_real_run_and_catches_each_planted_violation(verified
     bad = verify_run(db, plan, run_id, drain_timeout_s=0.5)
     assert bad["duplicate_reports"] == 1 and not bad["ok"]
     execute("DELETE FROM Reportes WHERE NumeroTicket = 'DUP-1'")
-    # 3. a duplicate reply: the schema forbids it, so plant it where that guard is gone
+    # 3. a reply to someone other than the sender (a BSUID user's reply sent to a phone)
+    bsuid_first = next(d.wamid for d in plan if d.step == 0 and not d.burst and not d.telefono.isdigit())
+    execute("UPDATE MensajesSalientes SET Telefono = '5215550000000' WHERE MensajeOrigenId = ?", (bsuid_first,))
+    bad = verify_run(db, plan, run_id, drain_timeout_s=0.5)
+    assert bad["misaddressed"] == 1 and any("other than their sender" in v for v in bad["violations"])
+    execute("UPDATE MensajesSalientes SET Telefono = ? WHERE MensajeOrigenId = ?",
+            (next(d.telefono for d in plan if d.wamid == bsuid_first), bsuid_first))
+    # 4. a duplicate reply: the schema forbids it, so plant it where that guard is gone
     execute("ALTER TABLE MensajesSalientes RENAME TO MensajesSalientesOld")
     execute("CREATE TABLE MensajesSalientes AS SELECT * FROM MensajesSalientesOld")
     execute("INSERT INTO MensajesSalientes SELECT * FROM MensajesSalientesOld WHERE MensajeOrigenId = ?",
