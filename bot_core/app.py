@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from bot_core import inbox, outbox, pending_work
 from bot_core.dbexec import DbExecutor
+from bot_core.errors import DatabaseUnavailable
 from bot_core.intent import IntentService, RulesIntentService
 from bot_core.outbox import Dispatcher, LocalSender, Sender
 from bot_core.processing import Outcome, Processor
@@ -151,16 +152,44 @@ class Bot:
         lease = now + timedelta(seconds=self.settings.lease_seconds) if self.settings.mode == "inline" else None
         return [inbox.register_inbound(cur, self.dbx.db.dialect, m, now, lease) for m in messages]
 
+    async def _register(self, messages: list[InboundMessage],
+                        now: datetime) -> tuple[list[inbox.Registration], list[InboundMessage]]:
+        """Register the delivery in one transaction. When that fails for something other than
+        an unreachable database, each message is tried alone: one that cannot be stored while
+        its neighbours can is skipped with a ``message.invalid`` event instead of sinking the
+        delivery into a 503 that Meta would repeat forever. If none can be stored, it raises."""
+        try:
+            return await self.dbx.transaction(self._register_all, messages, now), messages
+        except DatabaseUnavailable:
+            raise
+        except Exception as batch_error:
+            if len(messages) < 2:
+                raise
+            registrations, kept, failed = [], [], []
+            for message in messages:
+                try:
+                    registrations += await self.dbx.transaction(self._register_all, [message], now)
+                    kept.append(message)
+                except DatabaseUnavailable:
+                    raise
+                except Exception as exc:
+                    failed.append(type(exc).__name__)
+            if not kept:
+                raise batch_error
+            for error_type in failed:
+                self.telemetry.emit("message.invalid", reason=f"cannot be stored ({error_type})")
+            return registrations, kept
+
     async def ingest(self, messages: list[InboundMessage], statuses: list[StatusUpdate]) -> tuple[int, int]:
         """Durably record every message (or raise); then process or queue the new ones."""
         now = self.clock()
         if statuses:
-            registrations, _ = await settle(
+            (registrations, messages), _ = await settle(
                 self.telemetry,
-                Operation("register_inbound", self.dbx.transaction(self._register_all, messages, now)),
+                Operation("register_inbound", self._register(messages, now)),
                 Operation("apply_statuses", self._apply_statuses(statuses, now), fallback=0))
         else:  # the common case: no concurrent work, no tasks to create
-            registrations = await self.dbx.transaction(self._register_all, messages, now) if messages else []
+            registrations, messages = await self._register(messages, now) if messages else ([], [])
         fresh: list[InboundMessage] = []
         for message, reg in zip(messages, registrations):
             if reg.is_duplicate:

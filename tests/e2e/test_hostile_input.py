@@ -107,3 +107,31 @@ def test_a_message_that_is_not_valid_unicode_does_not_sink_its_neighbours(serve_
     assert all(set(d) <= {"event_name", "reason"} for d in invalid)  # no content, no id, no phone
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log and "UnicodeEncodeError" not in log, log[-2000:]
+
+
+def test_a_message_the_database_refuses_does_not_sink_its_neighbours(serve_factory, tmp_path):
+    """Whatever makes one message unstorable (here a trigger the test plants: the fault comes
+    from the test's side), the rest of its delivery is recorded and answered 200, every time."""
+    import sqlite3
+
+    path = tmp_path / "poison.db"
+    MigrationRunner(open_database(f"sqlite:///{path}")).up()
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TRIGGER poison BEFORE INSERT ON MensajesProcesados "
+                     "WHEN NEW.MensajeId = 'wamid.POISON' BEGIN SELECT RAISE(ABORT, 'unstorable'); END")
+    server = serve_factory(f"sqlite:///{path}")
+    server.db_url = f"sqlite:///{path}"
+    tel = "5215557300001"
+    payload = meta.envelope([meta.text_message(tel, "hola", wamid="wamid.BESIDE1"),
+                             meta.text_message(tel, "hola otra vez", wamid="wamid.POISON"),
+                             meta.text_message(tel, "menu", wamid="wamid.BESIDE2")])
+    first, again = _post(server, payload), _post(server, payload)
+    assert (first.status_code, again.status_code) == (200, 200), first.text
+    assert first.json()["received"] == 2 and again.json()["duplicates"] == 2
+    assert scalar(server.db_url, "SELECT COUNT(*) FROM MensajesProcesados WHERE MensajeId LIKE 'wamid.BESIDE%'") == 2
+    # Alone, an unstorable message cannot be told from a database that is failing: 503, Meta retries.
+    assert _post(server, meta.envelope([meta.text_message(tel, "x", wamid="wamid.POISON")])).status_code == 503
+    server.stop()
+    reasons = [r["customDimensions"].get("reason") for r in _telemetry_rows(server)
+               if r["customDimensions"].get("event_name") == "message.invalid"]
+    assert reasons == ["cannot be stored (IntegrityError)"] * 2
