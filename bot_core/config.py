@@ -46,8 +46,9 @@ def _identifiers(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
     out = tuple(str(item).strip() for item in items if str(item).strip())
     bad = [item for item in out if not (is_phone(item) or is_bsuid(item))]
-    if bad:
-        raise ValueError(f"{len(bad)} entries are neither a phone (digits) nor a BSUID")
+    if bad:  # never echo the entries: they are phone numbers
+        raise ConfigError(f"supervisors: {len(bad)} of {len(out)} entries are neither a phone (digits) "
+                          "nor a business-scoped user ID")
     return out
 
 

@@ -143,3 +143,15 @@ def test_driver_choice():
         choose_driver([], ("ODBC Driver 18 for SQL Server",), None)
     with pytest.raises(ConfigError, match="not installed"):
         choose_driver(["FreeTDS"], ("FreeTDS",), "ODBC Driver 18 for SQL Server")
+
+
+def test_supervisors_are_phones_or_bsuids_and_a_bad_entry_is_named_without_its_value():
+    from bot_core.asgi import settings_from_config
+
+    cfg = load_config(None, env={"BOTCTL_SUPERVISORS": "5215550001111, US.ENT.118157992128"})
+    assert cfg.get("supervisors") == ("5215550001111", "US.ENT.118157992128")
+    assert settings_from_config(cfg, "s", "t").supervisors == frozenset(cfg.get("supervisors"))
+    assert load_config(None, env={}).get("supervisors") == ()
+    with pytest.raises(ConfigError) as err:
+        load_config(None, env={"BOTCTL_SUPERVISORS": "5215550001111,+52 1 555 000 2222"})
+    assert "1 of 2 entries" in str(err.value) and "555" not in str(err.value)
