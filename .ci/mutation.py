@@ -42,7 +42,12 @@ also_copy = tests/
     cli/
     kql/
     ops/
+    .ci/
+    docs/
     checklist.yaml
+    Makefile
+    README.md
+    pyproject.toml
 """
 
 

@@ -119,3 +119,75 @@ def test_the_same_id_twice_in_one_transaction_is_registered_once(migrated):
         with db.transaction(conn) as cur:
             regs = [inbox.register_inbound(cur, db.dialect, message("twice"), NOW, None) for _ in range(2)]
     assert [(r.is_duplicate, r.retry_count) for r in regs] == [(False, 0), (True, 1)]
+
+
+def _row(db, tel):
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT DatosTemp, EquipoIdTemp, ContadorMensajes, UsuarioId, UsuarioIdPadre, UltimaActividad "
+                    "FROM SesionesChat WHERE Telefono = ?", (tel,))
+        row = tuple(cur.fetchone())
+        conn.rollback()
+    return row
+
+
+def _save(db, *args, **kwargs):
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            return save_session(cur, db.dialect, *args, **kwargs)
+
+
+def _load(db, tel):
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            return load_session(cur, tel)
+
+
+def test_a_session_round_trips_every_column(migrated):
+    from bot_core.identity import Identity
+
+    db, tel = migrated, "5215550000010"
+    with_equipo = Transition("REFRI_ESPERA_SAP", "REFRI_ESPERA_PROBLEMA", {"codigo_sap": "4001234", "ñ": "sí"}, 7,
+                             (Reply("text", "¿Qué falla?"),), (), "SAP válido", "BOT")
+    user = Identity(tel, tel, "MX.123", "MX.PARENT")
+    assert _save(db, Session.new(tel), False, with_equipo, NOW, user) == 1
+    stored = _load(db, tel)
+    assert (stored.estado, dict(stored.datos), stored.equipo_id_temp, stored.contador_mensajes, stored.version) == (
+        "REFRI_ESPERA_PROBLEMA", {"codigo_sap": "4001234", "ñ": "sí"}, 7, 1, 1)
+    assert stored.ultima_actividad == NOW
+    datos, equipo, count, user_id, parent, _ = _row(db, tel)
+    assert "ñ" in datos and (equipo, count, user_id, parent) == (7, 1, "MX.123", "MX.PARENT")
+    # No data is stored as NULL; a later message without an identity keeps the known user id.
+    later = NOW + timedelta(minutes=1)
+    empty = Transition("REFRI_ESPERA_PROBLEMA", "INICIO", {}, None, (Reply("text", "Listo"),), (), "fin", "BOT")
+    assert _save(db, stored, True, empty, later) == 2
+    datos, equipo, count, user_id, parent, _ = _row(db, tel)
+    assert (datos, equipo, count, user_id, parent) == (None, None, 2, "MX.123", "MX.PARENT")
+    again = _load(db, tel)
+    assert (dict(again.datos), again.version, again.ultima_actividad) == ({}, 2, later)
+
+
+@pytest.mark.parametrize("stored, estado", [("not json", "REFRI_ESPERA_SAP"), ('["a list"]', "REFRI_ESPERA_SAP"),
+                                            ('{"k": 1}', "GONE_STATE")])
+def test_a_hand_edited_session_starts_its_data_or_state_afresh(migrated, stored, estado):
+    db, tel = migrated, "5215550000011"
+    _save(db, Session.new(tel), False, _transition(), NOW)
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            cur.execute("UPDATE SesionesChat SET DatosTemp = ?, Estado = ? WHERE Telefono = ?", (stored, estado, tel))
+    session = _load(db, tel)
+    expected = {"k": 1} if stored.startswith("{") else {}
+    assert dict(session.datos) == expected and session.estado == ("INICIO" if estado == "GONE_STATE" else estado)
+
+
+def test_the_conflict_names_the_operation(migrated):
+    db, tel = migrated, "5215550000012"
+    _save(db, Session.new(tel), False, _transition(), NOW)
+    stale = _load(db, tel)
+    _save(db, stale, True, _transition("REFRI_ESPERA_PROBLEMA"), NOW)
+    with pytest.raises(ConcurrencyError) as err:
+        _save(db, stale, True, _transition("INICIO"), NOW)
+    assert (err.value.operation, err.value.expected_version) == ("save_session", 1)
+    with pytest.raises(ConcurrencyError) as err:
+        _save(db, Session.new(tel), False, _transition(), NOW)
+    assert (err.value.operation, err.value.expected_version) == ("save_session", 0)
