@@ -8,6 +8,7 @@ template without rules, a database whose history drifted, ...) and its boundarie
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 import re
 import shlex
 
@@ -301,3 +302,30 @@ def test_checklist_yaml_documents_every_evidence_key():
     header = (ROOT / "checklist.yaml").read_text().split("version: 1")[0]
     assert "min_executed" in header
     assert yaml.safe_load((ROOT / "checklist.yaml").read_text())["version"] == 1
+
+
+def test_headline_with_only_non_blocking_attestations_pending(ev, db_url):
+    edit(ev, "tech-lead-approval", skip="not this release")
+    edit(ev, "production-backup", severity="warn")
+    results = evaluate(load_checklist(ev / "checklist.yaml"), Context(now=NOW, db=db_url, automated_only=True))
+    assert headline(results) == ("READY for the automated items; "
+                                 "2 non-blocking not evaluated (production-backup, docs-updated)")
+
+
+def test_report_names_its_checklist_and_stamps_the_time_in_utc(ev, db_url):
+    checklist = load_checklist(ev / "checklist.yaml")
+    doc = report(checklist, evaluate(checklist, Context(now=NOW, db=db_url)))
+    assert doc["checklist"] == str(ev / "checklist.yaml")
+    assert datetime.fromisoformat(doc["evaluated_at"]).utcoffset() == timedelta(0)
+
+
+def test_a_short_unshortened_run_is_not_called_shortened(ev, db_url):
+    patch_json(ev, "loadtest.json", duration_s=60.0, shortened=None)
+    detail = run(ev, db_url)[0]["load-test"].detail
+    assert detail == "ran 60 s < 120 s"
+
+
+def test_unreadable_evidence_names_the_database_it_could_not_read(ev, tmp_path):
+    missing = f"sqlite:///{tmp_path / 'nowhere.db'}"
+    result = run(ev, missing)[0]["migrations-applied"]
+    assert result.status == "error" and result.evidence == missing
