@@ -14,16 +14,29 @@ QUERIES = load_queries()
 TRACE_QUERIES = [q for q in QUERIES.values() if q.body.startswith("traces")]
 
 
-def test_the_release_note_five_and_the_two_alert_queries_are_stored():
+def test_the_release_note_five_the_two_alert_queries_and_messages_by_type_are_stored():
     assert set(QUERIES) == {"concurrency_retries", "race_conditions", "ai_timeouts", "duplicate_messages",
-                            "breaker_transitions", "error_rate", "p95_latency"}
+                            "breaker_transitions", "error_rate", "p95_latency", "messages_by_type"}
+
+
+def reads_message_text(body: str) -> bool:
+    """The `message` column (the text) is used; event names (message.processed) and dimensions
+    (message_type) that merely start with the word are fine."""
+    return re.search(r"(?<![\w.\"])message(?![\w.])", body) is not None
+
+
+def test_the_message_text_rule_catches_a_planted_use():
+    assert reads_message_text("traces | where message has 'Timeout'")
+    assert reads_message_text("traces | project timestamp, message")
+    assert not reads_message_text('traces | where tostring(customDimensions.event_name) == "message.processed" '
+                                  "| summarize messages = sum(itemCount) by message_type")
 
 
 @pytest.mark.parametrize("query", TRACE_QUERIES, ids=lambda q: q.name)
 def test_trace_queries_filter_on_a_catalogued_event_name_never_on_message_text(query):
     names = re.findall(r'tostring\(customDimensions\.event_name\) == "([a-z_.]+)"', query.body)
     assert len(names) == 1 and names[0] in EVENTS
-    assert "message" not in query.body
+    assert not reads_message_text(query.body)
     assert "contains" not in query.body and "has " not in query.body
 
 
