@@ -55,7 +55,8 @@ class Sender(Protocol):
 
 
 class LocalSender:
-    """Delivers to the local chat: the row itself is what ``botctl chat`` shows."""
+    """No Graph API configured: the reply is recorded as delivered and only stored (``botctl chat``
+    gets replies through a Graph API stand-in instead: ``serve --whatsapp-url``)."""
 
     async def send(self, message: OutboundMessage) -> SendResult:
         return SendResult(DELIVERED, wamid=f"local.{message.outbox_id}")

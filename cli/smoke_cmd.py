@@ -23,8 +23,9 @@ def smoke(
                                         help="text: a summary on stderr; json: the result on stdout.")] = "text",
     db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False,
 ) -> None:
-    """Send --count signed text messages from the smoke identity and check each is acknowledged;
-    with --db also that each was recorded once, processed and answered.
+    """Send a few signed text messages from the smoke identity and check each is acknowledged.
+
+    --count messages; with --db also that each was recorded once, processed and answered.
 
     The server answers the smoke identity through its sender as usual, files no report for it and
     marks its telemetry synthetic. Exit 0 all good, 1 a check failed, 2 bad usage or no server.

@@ -321,3 +321,26 @@ def test_a_bad_secret_file_is_one_line_exit_2(tmp_path, content, fragment):
                timeout=60)
     assert one_line(r, 2) == "botctl: error: " + fragment.format(path=path)
     assert not (tmp_path / "botctl.db").exists()
+
+
+# --- make run installs only when pyproject.toml changed --------------------------------------------
+
+def test_make_run_reinstalls_only_when_pyproject_changes(tmp_path):
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "bin").symlink_to(os.path.dirname(sys.executable))
+
+    def planned() -> str:
+        return subprocess.run(["make", "-n", "run"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    assert "pip install" in planned()  # never installed here
+    stamp = tmp_path / ".venv" / ".installed"
+    stamp.touch()
+    assert "pip install" not in planned() and "botctl serve --demo" in planned()
+    os.utime(tmp_path / "pyproject.toml", (time.time() + 5, time.time() + 5))
+    assert "pip install -q -e ." in planned()

@@ -55,14 +55,14 @@ def test_every_closed_choice_is_checked_in_one_line():
     """An option listing its values (metavar a|b) refuses another value with one line naming them."""
     from tests.conftest import botctl
 
-    required = {"botctl loadtest": ["--url", "http://127.0.0.1:1/webhook"]}
     checked = 0
     for path, command in _commands():
         for p in _options(command):
             if not p.metavar or "|" not in p.metavar or getattr(command, "commands", None):
                 continue
             long = next(o for o in p.opts if o.startswith("--"))
-            args = path.split()[1:] + required.get(path, []) + [long, "not-a-choice"]
+            required = [a for q in _options(command) if q.required for a in (q.opts[0], "http://127.0.0.1:1/webhook")]
+            args = path.split()[1:] + required + [long, "not-a-choice"]
             r = botctl(*args)
             assert r.returncode == 2, (args, r.stderr)
             assert r.stderr.strip().splitlines() == [
