@@ -208,6 +208,9 @@ class JsonlSink(logging.Handler):
         # reach the file within ``flush_every_s`` (and at close).
         self._flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
+        # The line after which no other event comes must still reach the file: a write that
+        # leaves data buffered arms one timer that flushes it (an idle server, a tailing operator).
+        self._pending_flush: threading.Timer | None = None
 
     @classmethod
     def to_file(cls, path: str) -> "JsonlSink":
@@ -276,6 +279,17 @@ class JsonlSink(logging.Handler):
             if now - self._last_flush >= self._flush_every_s:
                 self._stream.flush()
                 self._last_flush = now
+            elif self._pending_flush is None:
+                self._pending_flush = threading.Timer(self._flush_every_s, self._flush_pending)
+                self._pending_flush.daemon = True
+                self._pending_flush.start()
+
+    def _flush_pending(self) -> None:
+        with self._write_lock:
+            self._pending_flush = None
+            if not self._stream.closed:
+                self._stream.flush()
+                self._last_flush = time.monotonic()
 
     def flush(self) -> None:
         with self._write_lock:
@@ -283,6 +297,10 @@ class JsonlSink(logging.Handler):
             self._last_flush = time.monotonic()
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._pending_flush is not None:
+                self._pending_flush.cancel()
+                self._pending_flush = None
         try:
             self._stream.flush()
         finally:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from bot_core.files import open_private_append
 from bot_core.telemetry import JsonlSink, Telemetry
 from kql.synthetic import SteppingClock
 from tests.conftest import EventCapture
@@ -150,3 +151,24 @@ def test_the_phone_hash_cache_gives_the_keyed_hash():
     for _ in range(2):
         assert telemetry._phone_hash_cached("+5215550000001") == telemetry.phone_hash("+5215550000001")
     assert telemetry._phone_hash_cached("+5215550000002") != telemetry.phone_hash("+5215550000001")
+
+
+def test_the_last_event_reaches_the_file_without_a_later_one(tmp_path):
+    """An idle server's last line must not wait in the buffer for an event that never comes."""
+    import time
+
+    path = tmp_path / "t.jsonl"
+    sink = JsonlSink(open_private_append(str(path), buffering=1 << 16), flush_every_s=0.05)
+    logger = _logger("idle")
+    logger.addHandler(sink)
+    telemetry = Telemetry(b"k", logger)
+    telemetry.emit("dedup.duplicate", telefono="1", message_id="w1", retry_count=1)  # buffered, timer armed
+    telemetry.emit("dedup.duplicate", telefono="1", message_id="w2", retry_count=1)  # and no event after it
+    deadline = time.monotonic() + 10
+    while "w2" not in path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert [json.loads(line)["customDimensions"]["message_id"] for line in path.read_text().splitlines()] \
+            == ["w1", "w2"]
+    finally:
+        sink.close()
