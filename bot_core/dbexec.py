@@ -79,12 +79,18 @@ class DbExecutor:
             raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """A read-only statement outside a transaction (see ``Database.autocommit_read``)."""
+        """A read-only statement outside a transaction (see ``Database.autocommit_read``) on a
+        connection this executor keeps: no new connection per call, no BEGIN IMMEDIATE."""
         if self.inline:
             if self._inline_conn is None:
                 self._inline_conn = self._inline_db.connect()
-            with self.db.autocommit_read(self._inline_conn) as cur:
-                return fn(cur, *args)
+            try:
+                with self.db.autocommit_read(self._inline_conn) as cur:
+                    return fn(cur, *args)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                # another process holds the lock: wait for it on a pool thread
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.run_read, fn, *args)
 
@@ -100,37 +106,6 @@ class DbExecutor:
             self._inline_conn.close()
             self._inline_conn = None
             raise
-
-    def run_read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Synchronously: ``fn(cursor, *args)`` on this thread's connection, no write lock taken."""
-        conn = self._connection()
-        try:
-            cur = conn.cursor()
-            try:
-                return fn(cur, *args)
-            finally:
-                conn.rollback()  # end the read (pyodbc opens a transaction; SQLite has none)
-        except BotctlError:
-            raise
-        except Exception as exc:
-            self._drop_connection()
-            if _is_connection_error(exc):
-                raise DatabaseUnavailable(f"database error: {_one_line(exc)}") from None
-            raise
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """A read on a connection this executor keeps (no new one per call, no BEGIN IMMEDIATE)."""
-        if self.inline:
-            if self._inline_conn is None:
-                self._inline_conn = self._inline_db.connect()
-            cur = self._inline_conn.cursor()
-            try:
-                return fn(cur, *args)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run_read, fn, *args)
 
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
         if self.inline:
