@@ -98,8 +98,6 @@ FIELDS: dict[str, Field] = {
     "alerts.p95_latency_ms": Field(float, 3000.0),
     "alerts.concurrency_retries_per_hour": Field(int, 20),
     "no_color": Field(_bool, False),
-    # ... and for `botctl migrate`: SIGKILL before statement N of migration V ("003:2").
-    "fault.kill_migration_at": Field(str),
 }
 
 ENV_PREFIX = "BOTCTL_"

@@ -25,24 +25,7 @@ def _runner(db: str | None, config_path: str | None, quiet: bool, read_only: boo
     console = Console(quiet)
     cfg = config(config_path, db=db)
     database = database_from_config(cfg, busy_timeout_ms=60_000, must_exist=read_only)
-    return MigrationRunner(database, progress=console.info,
-                           before_statement=_fault_hook(cfg.get("fault.kill_migration_at"))), console
-
-
-def _fault_hook(spec: str | None):
-    """Fault injection for the reliability suite: die mid-migration like a killed deploy."""
-    if not spec:
-        return None
-    import os
-    import signal
-
-    version, _, statement = spec.partition(":")
-
-    def hook(script, index: int) -> None:
-        if script.version == int(version) and index == int(statement or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
+    return MigrationRunner(database, progress=console.info), console
 
 
 @app.command()

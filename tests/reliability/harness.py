@@ -274,17 +274,32 @@ def sqlite_two_processes(suite: Suite) -> Row:
 
 def migrate_concurrently_and_killed(suite: Suite) -> Row:
     db = suite.pg_database()
+    MigrationRunner(open_database(db)).up(to=2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}
     cmd = [sys.executable, "-m", "cli.app", "migrate", "up", "--db", db, "-q"]
-    # The first runner dies (SIGKILL) at the 2nd statement of 003; the second is started
-    # once the first is inside 003, so it waits on the lock while the first is halfway.
-    killed = subprocess.Popen(cmd[:-1], cwd=ROOT, env={**env, "BOTCTL_FAULT_KILL_MIGRATION_AT": "3:2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The fault comes from outside, as a killed deploy would: this test holds a lock on the table
+    # 003 alters, so the first runner stops inside 003 (its transaction open, the migration lock
+    # held); a second runner is started and seen polling for the migration lock; then the first
+    # is SIGKILLed and the table lock let go.
+    holder = open_database(db).connect()
+    holder.cursor().execute("LOCK TABLE MensajesProcesados IN ACCESS SHARE MODE")
+    killed = subprocess.Popen(cmd[:-1], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
     other = None
-    for line in killed.stderr:
-        if "applying 003" in line and other is None:
-            other = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    killed.wait(60)
+    try:
+        for line in killed.stderr:
+            if "applying 003" in line:
+                break
+        _wait_for(db, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND wait_event_type = 'Lock' AND query ILIKE '%MensajesProcesados%'")
+        other = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _wait_for(db, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid() AND query ILIKE '%pg_try_advisory_lock%'")
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(60)
+    finally:
+        holder.rollback()
+        holder.close()
     other_rc = other.wait(60) if other is not None else -1
     later = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     validate = subprocess.run([sys.executable, "-m", "cli.app", "migrate", "validate", "--db", db, "-q"],
@@ -297,6 +312,20 @@ def migrate_concurrently_and_killed(suite: Suite) -> Row:
         row.notes.append(f"rc other={other_rc} later={later.returncode} validate={validate.returncode} "
                          f"states={states}")
     return row
+
+
+def _wait_for(db: str, count_query: str, timeout_s: float = 30) -> None:
+    """Poll a COUNT(*) query on ``db`` until it is positive (a process reached the state it names)."""
+    deadline = time.monotonic() + timeout_s
+    with open_database(db).connection() as conn:
+        conn.autocommit = True
+        while time.monotonic() < deadline:
+            cur = conn.cursor()
+            cur.execute(count_query)
+            if cur.fetchone()[0] > 0:
+                return
+            time.sleep(0.05)
+    raise TimeoutError(f"never seen: {count_query}")
 
 
 def _telemetry_events(server: BotServer) -> list[dict]:
