@@ -239,8 +239,9 @@ def test_constructor_rejects_bad_settings_and_has_the_documented_defaults():
     message = "breaker thresholds must be >= 1 and the reset timeout >= 0"
     for bad in ({"failure_threshold": 0}, {"success_threshold": 0}, {"half_open_max_calls": 0},
                 {"reset_timeout_s": -0.1}):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError) as refused:
             CircuitBreaker("ai", **bad)
+        assert str(refused.value) == message
     assert CircuitBreaker("ai", reset_timeout_s=0).reset_timeout_s == 0
     b = CircuitBreaker("ai")
     assert (b.failure_threshold, b.reset_timeout_s, b.success_threshold, b.half_open_max_calls) == (5, 30.0, 2, 1)
@@ -285,6 +286,8 @@ def test_a_scenario_step_by_step():
     with pytest.raises(ConnectionError):
         run(down)  # a failed probe: open again, the count of successes starts afresh
     assert (b.state, b.successes, b.failures, b.opened_at) == (OPEN, 0, 0, 10.0)
+    reopened = capture.events("breaker.transition")[-1].custom_dimensions
+    assert (reopened["from_state"], reopened["to_state"], reopened["failures"]) == (HALF_OPEN, OPEN, 1)
     clock.now = 20.0
     run(ok)
     assert (b.state, b.successes) == (HALF_OPEN, 1)
@@ -324,3 +327,17 @@ def test_a_cancelled_probe_gives_its_slot_back():
 
     asyncio.run(scenario())
     assert b.state == HALF_OPEN and b.successes == 1
+
+
+def test_a_cancelled_call_while_closed_takes_no_probe_slot():
+    b = CircuitBreaker("ai", failure_threshold=1, reset_timeout_s=1, half_open_max_calls=1, clock=Clock())
+
+    async def scenario():
+        task = asyncio.ensure_future(b.call(asyncio.sleep, 60))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert (b.state, b.in_flight_probes, b.failures) == (CLOSED, 0, 0)

@@ -168,3 +168,12 @@ def test_verification_handshake_boundaries():
     assert verification_challenge({**ok, "hub.challenge": ""}, "tok") is None
     assert verification_challenge({"hub.mode": "subscribe", "hub.challenge": "42"}, "tok") is None  # no token
     assert verification_challenge({**ok, "hub.challenge": "42"}, "tok") == "42"
+
+
+@pytest.mark.parametrize("configured", ["tok", "XXXX", "a-long-verify-token-0123456789"])
+def test_handshake_without_a_token_is_refused_whatever_the_configured_token(configured):
+    # A missing hub.verify_token is no token at all, never a stand-in value that one configured
+    # token could happen to equal.
+    params = {"hub.mode": "subscribe", "hub.challenge": "42"}
+    assert verification_challenge(params, configured) is None
+    assert verification_challenge({**params, "hub.verify_token": configured}, configured) == "42"
