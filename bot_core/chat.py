@@ -26,6 +26,10 @@ class ChatError(BotctlError):
     """The server cannot be reached, refused the delivery, or sent no reply."""
 
 
+class UnknownOption(ChatError):
+    """``/tap`` named an option the bot never offered: the user's typo, nothing was sent."""
+
+
 @dataclass(frozen=True)
 class BotReply:
     kind: str  # text | buttons | list
@@ -126,12 +130,23 @@ class ChatSession:
     settle_s: float = 0.4  # a turn's replies leave together; this long without another ends it
     last_options: tuple[tuple[str, str], ...] = ()
     last_kind: str = "buttons"
+    # Every menu the bot offered, newest last: its buttons stay tappable in a real chat's history.
+    offered: list[BotReply] = field(default_factory=list)
     _client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
 
     def say(self, line: str) -> list[BotReply]:
-        """Send what the user typed; a number picks one of the last offered options."""
+        """Send what the user typed; a number picks one of the last offered options.
+
+        ``/tap TITLE`` taps the newest offered button or list row with that title (an old menu's
+        included, as a user scrolling up can); ``/text WORDS`` sends WORDS as typed text, a number too.
+        """
         line = line.strip()
-        if line.isdigit() and self.last_options and 1 <= int(line) <= len(self.last_options):
+        command, _, rest = line.partition(" ")
+        if command == "/tap":
+            message = self._tap(rest.strip())
+        elif command == "/text" and rest.strip():
+            message = meta.text_message(self.telefono, rest.strip())
+        elif line.isdigit() and self.last_options and 1 <= int(line) <= len(self.last_options):
             option_id, title = self.last_options[int(line) - 1]
             message = meta.reply_message(self.telefono, option_id, title,
                                          "list" if self.last_kind == "list" else "button")
@@ -148,7 +163,19 @@ class ChatSession:
         for reply in replies:
             if reply.options:
                 self.last_options, self.last_kind = reply.options, reply.kind
+                self.offered.append(reply)
         return replies
+
+    def _tap(self, title: str) -> dict[str, Any]:
+        wanted = title.casefold()
+        for reply in reversed(self.offered):
+            for option_id, option_title in reply.options:
+                if option_title.casefold() == wanted:
+                    return meta.reply_message(self.telefono, option_id, option_title,
+                                              "list" if reply.kind == "list" else "button")
+        offered = sorted({t for reply in self.offered for _, t in reply.options})
+        raise UnknownOption(f"/tap {title}: no button or list row with that title was offered"
+                        + (f" (offered: {', '.join(offered)})" if offered else ""))
 
     def wait_for_replies(self) -> list[BotReply]:
         """The replies of this turn: the first within ``timeout_s``, the rest until ``settle_s`` of quiet."""

@@ -31,10 +31,13 @@ def chat(url: Annotated[Optional[str], typer.Option(
          db: DbOption = None, config_path: ConfigOption = None, quiet: QuietOption = False) -> None:
     """Talk to the bot as a WhatsApp user: send messages (a number picks an offered option), print its replies.
 
+    /tap TITLE taps a button or list row the bot offered, an old menu's too; /text WORDS sends WORDS as
+    typed text (/text 1 types a 1 instead of tapping option 1).
+
     Deliveries are signed like Meta's; the replies come back through the Graph API, so a chat never
     reads the server's database.
     """
-    from bot_core.chat import ChatError, ChatSession, LocalGraph, format_reply
+    from bot_core.chat import ChatError, ChatSession, LocalGraph, UnknownOption, format_reply
     from bot_core.errors import ConfigError
     from bot_core.secrets import resolve_secrets
     from cli.output import Console
@@ -70,7 +73,8 @@ def chat(url: Annotated[Optional[str], typer.Option(
         else:
             console.info(f"replies arrive at {graph.url} (the server must run with --whatsapp-url {graph.url})")
         if lines is None:
-            console.info("type a message (a number picks an option; Ctrl-D to quit)")
+            console.info("type a message (a number picks an option, /tap TITLE taps one, /text 1 types it; "
+                         "Ctrl-D to quit)")
         session = ChatSession(url, secret, graph, user_id or phone)  # who the deliveries come from
         try:
             for line in lines if lines is not None else _prompt():
@@ -78,6 +82,11 @@ def chat(url: Annotated[Optional[str], typer.Option(
                     typer.echo(f"tú: {line}")
                 try:
                     replies = session.say(line)
+                except UnknownOption as exc:
+                    console.error(str(exc))
+                    if lines is not None:  # a script that taps what was never offered is wrong
+                        raise typer.Exit(2)
+                    continue  # at the keyboard: a typo, nothing was sent; type again
                 except ChatError as exc:
                     console.error(str(exc))
                     raise typer.Exit(2)

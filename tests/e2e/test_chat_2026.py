@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot_core.conversation import replies as r
@@ -59,3 +61,41 @@ def test_a_user_without_a_phone_reports_a_vehicle_and_only_they_read_its_status(
 def test_a_malformed_user_id_is_one_line_and_exit_2(tmp_path):
     result = botctl("chat", "--user-id", "not-a-bsuid", "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
     assert result.returncode == 2 and "--user-id" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_typed_numbers_and_an_old_menu_button_through_chat(tmp_path):
+    """Issue 11, item 3 end to end: /text sends a number as typed text (not a tap); /tap taps a button
+    of a menu the bot sent earlier, as a user scrolling up in WhatsApp can."""
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    MigrationRunner(open_database(url)).up()
+    out = _chat(tmp_path, url, [
+        "hola",
+        "/text 2",             # typed at the menu: picks option 2, Vehículo
+        "/tap Refrigerador",   # the first menu's button, tapped mid-report: asked first
+        "/text 2",             # typed at that question: "No, seguir"
+        "12345",
+        "ABC-123-D",
+        "no arranca",
+        "/text 1",             # typed at the confirmation: Confirmar
+    ], "--phone", "5215550001234")
+    assert "número de empleado" in out
+    assert "¿Quieres dejarlo y empezar uno de *refrigerador*?" in out
+    assert "seguimos con tu reporte" in out
+    assert "Perdón, no entendí" not in out
+    assert _rows(url, "SELECT Descripcion FROM Reportes") == [("Placa ABC-123-D: no arranca",)]
+    # What was sent is what the user did: the typed numbers went as text, the old button as a tap.
+    payloads = [json.loads(p) for (p,) in _rows(url, "SELECT Payload FROM MensajesProcesados")]
+    assert sorted(p["text"] for p in payloads if p["kind"] == "interactive") == ["Refrigerador"]
+    assert sorted(p["text"] for p in payloads if p["kind"] == "text" and len(p["text"]) == 1) == ["1", "2", "2"]
+
+
+def test_tapping_what_was_never_offered_sends_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    MigrationRunner(open_database(url)).up()
+    script = tmp_path / "script.txt"
+    script.write_text("hola\n/tap Camión\n")
+    result = botctl("chat", "--db", url, "--script", str(script), "-q", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "/tap Camión: no button or list row with that title was offered (offered: " in result.stderr
+    assert "Refrigerador" in result.stderr
+    assert _rows(url, "SELECT COUNT(*) FROM MensajesProcesados") == [(1,)]
