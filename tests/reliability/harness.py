@@ -292,9 +292,9 @@ def migrate_concurrently_and_killed(suite: Suite) -> Row:
                 break
         _wait_for(db, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
                       "AND wait_event_type = 'Lock' AND query ILIKE '%MensajesProcesados%'")
+        busy = _backend_pids(db)  # the holder, the blocked first runner
         other = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _wait_for(db, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
-                      "AND pid <> pg_backend_pid() AND query ILIKE '%pg_try_advisory_lock%'")
+        _wait_for_lock_polling(db, busy)
         killed.send_signal(signal.SIGKILL)
         killed.wait(60)
     finally:
@@ -326,6 +326,43 @@ def _wait_for(db: str, count_query: str, timeout_s: float = 30) -> None:
                 return
             time.sleep(0.05)
     raise TimeoutError(f"never seen: {count_query}")
+
+
+def _backend_pids(db: str) -> set[int]:
+    with open_database(db).connection() as conn:
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return {int(r[0]) for r in cur.fetchall()}
+
+
+def _wait_for_lock_polling(db: str, exclude: set[int], timeout_s: float = 30) -> None:
+    """Wait until a new backend polls for the migration lock.
+
+    The poll is one ``SELECT pg_try_advisory_lock`` then a ``COMMIT`` every 0.1 s, so the
+    backend's last query is mostly the COMMIT: a backend counts as polling when it is seen
+    in the lock query, or seen finishing statements three times without ever waiting on a
+    lock (a runner that had got past the lock would block on the held table instead).
+    """
+    deadline = time.monotonic() + timeout_s
+    seen: dict[int, set] = {}
+    with open_database(db).connection() as conn:
+        conn.autocommit = True
+        while time.monotonic() < deadline:
+            cur = conn.cursor()
+            cur.execute("SELECT pid, query, state_change, wait_event_type FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            for pid, query, state_change, wait_type in cur.fetchall():
+                if int(pid) in exclude or wait_type == "Lock":
+                    continue
+                if "pg_try_advisory_lock" in (query or ""):
+                    return
+                if (query or "").strip().upper() == "COMMIT":
+                    seen.setdefault(int(pid), set()).add(state_change)
+                    if len(seen[int(pid)]) >= 3:
+                        return
+            time.sleep(0.03)
+    raise TimeoutError("never saw a second runner polling for the migration lock")
 
 
 def _telemetry_events(server: BotServer) -> list[dict]:
