@@ -250,10 +250,17 @@ def odbc_connect_args(url: DatabaseURL, installed_drivers: Sequence[str],
             "PORT": str(url.port or 5432),
             "DATABASE": _odbc_value(url.database),
             "UID": _odbc_value(url.user or "postgres"),
-            # Transaction-level rollback on error (not a savepoint per statement),
-            # booleans as booleans, and a bounded login time.
+            # psqlODBC's documented options (its docs/config.html and config-opt.html, 13.x):
+            # Protocol=7.4-1 is "Level of rollback on errors: Transaction(1)", the whole
+            # transaction rolls back on an error, as Database.transaction does anyway; the
+            # default (2) wraps each statement in SAVEPOINT/RELEASE _per_query_svp_.
+            # UseServerSidePrepare=0: the driver binds parameters itself (escaped by the
+            # driver, never by us) instead of a server-side prepared statement per execute,
+            # which with level 1 still cost a SAVEPOINT/RELEASE pair around each row of an
+            # executemany (counted with pg_stat_statements: bench/stages.py).
             "Protocol": "7.4-1",
-            "BoolsAsChar": "0",
+            "UseServerSidePrepare": "0",
+            "BoolsAsChar": "0",  # booleans as booleans
             "LoginTimeout": str(timeout_s),
         }
         if url.password:
