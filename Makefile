@@ -44,7 +44,7 @@ test: install-test
 		echo $$? > reports/pytest-exit-code
 	PYTEST_EXIT=$$(cat reports/pytest-exit-code) BOTCTL=$(BIN)/botctl .ci/release-gate
 
-BENCHES = cli_startup migrate_scale webhook ai_degraded metrics_local
+BENCHES = cli_startup cold_start idle stages migrate_scale webhook ai_degraded metrics_local
 
 bench: install-test
 	for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done

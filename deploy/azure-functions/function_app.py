@@ -12,13 +12,20 @@ do (inbox sweep, outbox retries) with the same code.
 """
 
 import logging
+import sys
 
-import azure.functions as func
+# httpx imports its optional command-line client (click, rich, pygments) whenever they are
+# importable, and Typer (botctl's CLI, in the same package) brings them: about 40 ms of every
+# cold start for a client this app never runs. A None entry makes that import fail, which
+# httpx expects (it then defines a stub `httpx.main`). Set before anything imports httpx.
+sys.modules.setdefault("httpx._main", None)
 
-from bot_core.appinsights import configure_app_insights, instrument_asgi
-from bot_core.asgi import create_app_from_config
-from bot_core.config import load_config
-from bot_core.errors import BotctlError
+import azure.functions as func  # noqa: E402
+
+from bot_core.appinsights import configure_app_insights, instrument_asgi  # noqa: E402
+from bot_core.asgi import create_app_from_config  # noqa: E402
+from bot_core.config import load_config  # noqa: E402
+from bot_core.errors import BotctlError  # noqa: E402
 
 insights = configure_app_insights()  # False without APPLICATIONINSIGHTS_CONNECTION_STRING
 try:

@@ -175,3 +175,32 @@ def test_the_timer_takes_over_a_message_whose_processing_never_finished(tmp_path
         rows = outbox_rows(db, ALICE)
         assert rows and [r[0] for r in rows] == ["ENVIADO"] * len(rows)
         assert len(graph.requests) == len(rows)
+
+
+def test_the_function_app_imports_nothing_of_the_cli(tmp_path):
+    """A cold start pays for every module imported: the CLI's libraries stay out of it.
+
+    Typer brings click, rich and pygments, which httpx would import for its own command-line
+    client (about 40 ms); function_app.py keeps that import from happening.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}
+    env.update({"BOTCTL_DB": f"sqlite:///{tmp_path / 'f.db'}", "BOTCTL_APP_SECRET": SECRET,
+                "BOTCTL_VERIFY_TOKEN": "verify-token-xyz", "BOTCTL_HASH_KEY": "0123456789abcdef0123456789abcdef",
+                "BOTCTL_WHATSAPP_TOKEN": "graph-token", "BOTCTL_WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+                "BOTCTL_TELEMETRY_FILE": str(tmp_path / "t.jsonl"), "PYTHONPATH": str(ROOT)})
+    env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    probe = ("import importlib.util, sys\n"
+             "spec = importlib.util.spec_from_file_location('function_app', sys.argv[1])\n"
+             "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+             "import httpx\n"
+             "assert 'httpx' in sys.modules\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'click', 'rich', 'pygments', 'typer', 'uvicorn', 'duckdb', 'yaml', 'hdrh', 'cli', 'migrations', 'ops', 'kql'}))\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(ROOT / "deploy" / "azure-functions" / "function_app.py")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout
