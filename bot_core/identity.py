@@ -66,7 +66,9 @@ def resolve(cur: Any, dialect: str, telefono: str | None, user_id: str | None, p
     the INSERT fail on a unique key: ConcurrencyError, and the caller retries from a fresh read."""
     if not (telefono or user_id):
         raise ValueError("a user needs a phone or a BSUID")
-    cur.execute(f"{_SELECT} WHERE UsuarioId = ? OR Telefono = ?", (user_id, telefono))
+    base = user_id or telefono or ""  # a new user's key, unless an older user holds it
+    # One read finds the user by BSUID or phone and whether ``base`` is taken as a key.
+    cur.execute(f"{_SELECT} WHERE UsuarioId = ? OR Telefono = ? OR ClaveUsuario = ?", (user_id, telefono, base))
     rows = [_row(r) for r in cur.fetchall()]
     by_bsuid = next((r for r in rows if user_id and r.user_id == user_id), None)
     by_phone = next((r for r in rows if telefono and r.telefono == telefono), None)
@@ -76,8 +78,8 @@ def resolve(cur: Any, dialect: str, telefono: str | None, user_id: str | None, p
         by_phone = None
     found = by_bsuid or by_phone
     if found is None:
-        return _insert(cur, dialect, Identity(_free_key(cur, user_id or telefono or ""), telefono, user_id, parent),
-                       now)
+        key = _free_key(cur, base) if any(r.key == base for r in rows) else base
+        return _insert(cur, dialect, Identity(key, telefono, user_id, parent), now)
     if by_phone is not None and by_phone is not found:
         _release_phone(cur, dialect, by_phone.key, now)  # the number now belongs to this user
     wanted = Identity(found.key, telefono or found.telefono, user_id or found.user_id, parent or found.parent_user_id)
@@ -101,14 +103,15 @@ def move(cur: Any, dialect: str, who: Identity, new_telefono: str | None, new_us
 
 
 def _free_key(cur: Any, base: str) -> str:
-    """``base`` unless an older user (whose number moved on) still holds it as key."""
-    key, n = base, 1
+    """The first of ``base#2``, ``base#3``… no user holds as key (``base`` is held by an
+    older user whose number moved on)."""
+    n = 2
     while True:
+        key = f"{base}#{n}"
         cur.execute("SELECT 1 FROM Usuarios WHERE ClaveUsuario = ?", (key,))
         if cur.fetchone() is None:
             return key
         n += 1
-        key = f"{base}#{n}"
 
 
 def _insert(cur: Any, dialect: str, who: Identity, now: datetime) -> Identity:
