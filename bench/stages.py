@@ -54,7 +54,7 @@ PROBE_ROLE = "stages_probe"
 # Report order; "HTTP + signature" is computed as the rest of the child's CPU.
 STAGES = ("HTTP + signature", "decode", "ingest transaction", "understanding", "step", "commit transaction",
           "outbox claim", "send", "result", "telemetry")
-# Transactions by the function DbExecutor runs (its __name__): which stage it is.
+# Database work by the function DbExecutor runs (its __name__): which stage it is.
 TRANSACTIONS = {
     "_register_all": "ingest transaction",
     "_commit": "commit transaction",
@@ -146,8 +146,9 @@ def install_clocks(clock: StageClock) -> None:
         name = getattr(fn, "__name__", "?")
         return TRANSACTIONS.get(name, f"other transaction: {name}")
 
-    DbExecutor.run_transaction = clock.timed(transaction_stage, DbExecutor.run_transaction)
-    DbExecutor._run_inline = clock.timed(transaction_stage, DbExecutor._run_inline)
+    # Transactions and single autocommit statements, on the pool or inline (SQLite).
+    for name in ("run_transaction", "_run_inline", "run_single", "_single_inline"):
+        setattr(DbExecutor, name, clock.timed(transaction_stage, getattr(DbExecutor, name)))
     app_module.json = types.SimpleNamespace(**{**vars(json_module), "loads": clock.timed("decode", json.loads)})
     app_module.decode_webhook = clock.timed("decode", app_module.decode_webhook)
     app_module.signature_is_valid = clock.timed("signature", app_module.signature_is_valid)

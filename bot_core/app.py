@@ -95,7 +95,7 @@ class Bot:
                                      clock=clock)
         self.processor = Processor(self.dbx, telemetry, intent or RulesIntentService(),
                                    idle_minutes=settings.idle_minutes, lease_seconds=settings.lease_seconds,
-                                   on_committed=self.dispatcher.kick, clock=clock,
+                                   on_committed=self.dispatcher.held_back, clock=clock,
                                    supervisors=settings.supervisors, smoke_phone=settings.smoke_phone)
         self.pending_migrations = pending_migrations
         self._migrations_checked: tuple[float, str | None] | None = None  # (when, detail)
@@ -159,7 +159,9 @@ class Bot:
         its neighbours can is skipped with a ``message.invalid`` event instead of sinking the
         delivery into a 503 that Meta would repeat forever. If none can be stored, it raises."""
         try:
-            return await self.dbx.transaction(self._register_all, messages, now), messages
+            # One message is one statement (inbox.register_inbound): autocommit, no BEGIN/COMMIT.
+            record = self.dbx.single if len(messages) == 1 else self.dbx.transaction
+            return await record(self._register_all, messages, now), messages
         except DatabaseUnavailable:
             raise
         except Exception as batch_error:
@@ -168,7 +170,7 @@ class Bot:
             registrations, kept, failed = [], [], []
             for message in messages:
                 try:
-                    registrations += await self.dbx.transaction(self._register_all, [message], now)
+                    registrations += await self.dbx.single(self._register_all, [message], now)
                     kept.append(message)
                 except DatabaseUnavailable:
                     raise
@@ -237,8 +239,19 @@ class Bot:
         return outcome
 
     async def _after_commit(self, outcome: Outcome) -> None:
-        """Without a dispatcher loop, the worker that committed the replies sends them."""
-        if not self.background and outcome.status == "processed" and outcome.replies:
+        """The worker that committed the replies sends those the commit claimed for it. With a
+        dispatcher loop (serve) in a task of its own, so the webhook's answer does not wait for
+        the send; without one (Functions) before returning, and the replies the commit could
+        not claim through the claim path too."""
+        if outcome.status != "processed" or not outcome.replies:
+            return
+        if self.background:
+            if outcome.claimed:
+                self._spawn(self.dispatcher.send_claimed(outcome.claimed))
+            return  # unclaimed replies: the commit woke the dispatcher (Processor.on_committed)
+        if outcome.claimed:
+            await self.dispatcher.send_claimed(outcome.claimed)
+        if outcome.unclaimed:
             await self.dispatcher.send_replies_of(outcome.message_id)
 
     def _spawn(self, coro: Any) -> asyncio.Task:

@@ -60,9 +60,9 @@ class DbExecutor:
         """Synchronously: ``fn(cursor, *args)`` inside one transaction on this thread's connection."""
         return self._on_connection(self.db.transaction, fn, *args)
 
-    def run_read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Synchronously: ``fn(cursor, *args)`` as one autocommit read on this thread's connection."""
-        return self._on_connection(self.db.autocommit_read, fn, *args)
+    def run_single(self, fn: Callable[..., T], *args: Any) -> T:
+        """Synchronously: ``fn(cursor, *args)``, one statement in autocommit on this thread's connection."""
+        return self._on_connection(self.db.autocommit, fn, *args)
 
     def _on_connection(self, scope: Callable[[Any], Any], fn: Callable[..., T], *args: Any) -> T:
         conn = self._connection()
@@ -79,26 +79,39 @@ class DbExecutor:
             raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """A read-only statement outside a transaction (see ``Database.autocommit_read``) on a
+        """A read-only statement outside a transaction (see ``Database.autocommit``) on a
         connection this executor keeps: no new connection per call, no BEGIN IMMEDIATE."""
-        if self.inline:
-            if self._inline_conn is None:
-                self._inline_conn = self._inline_db.connect()
-            try:
-                with self.db.autocommit_read(self._inline_conn) as cur:
-                    return fn(cur, *args)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                # another process holds the lock: wait for it on a pool thread
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run_read, fn, *args)
+        return await self.single(fn, *args)
 
+    async def single(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` issues exactly one statement, read or write: it runs in autocommit, where one
+        statement is atomic by itself, without the BEGIN and COMMIT round trips."""
+        return await self._run(self._single_inline, self.run_single, fn, *args)
+
+    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._run_inline, self.run_transaction, fn, *args)
+
+    async def _run(self, inline: Callable[..., T], on_pool: Callable[..., T], fn: Callable[..., T], *args: Any) -> T:
+        if self.inline:
+            try:
+                return inline(fn, *args)
+            except _Busy:
+                pass  # another process is writing: wait for it on a pool thread
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, on_pool, fn, *args)
+
+    # Two names, so that bench/stages.py can time each kind of inline work.
     def _run_inline(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._on_inline_connection(self.db.transaction, fn, *args)
+
+    def _single_inline(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._on_inline_connection(self.db.autocommit, fn, *args)
+
+    def _on_inline_connection(self, scope: Callable[[Any], Any], fn: Callable[..., T], *args: Any) -> T:
         if self._inline_conn is None:
             self._inline_conn = self._inline_db.connect()
         try:
-            with self.db.transaction(self._inline_conn) as cur:
+            with scope(self._inline_conn) as cur:
                 return fn(cur, *args)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
@@ -106,15 +119,6 @@ class DbExecutor:
             self._inline_conn.close()
             self._inline_conn = None
             raise
-
-    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.inline:
-            try:
-                return self._run_inline(fn, *args)
-            except _Busy:
-                pass  # another process is writing: wait for it on a pool thread
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run_transaction, fn, *args)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

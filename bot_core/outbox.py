@@ -15,7 +15,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from bot_core.dbexec import DbExecutor
 from bot_core.sqltime import to_db, utcnow
@@ -60,6 +60,50 @@ class LocalSender:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         return SendResult(DELIVERED, wamid=f"local.{message.outbox_id}")
+
+
+def _content(reply: Any) -> str:
+    return json.dumps({"text": reply.text, "options": [list(o) for o in reply.options]}, ensure_ascii=False)
+
+
+def insert_replies(cur: Any, dialect: str, origin: str, recipient: str, replies: Sequence[Any], ts: Any,
+                   lease_until: Any, ids: tuple[str | None, str | None]) -> tuple[OutboundMessage, ...]:
+    """Insert a message's replies in one statement, already claimed (ENVIANDO, leased until
+    ``lease_until``, one attempt) for the worker that commits them, so that it sends them
+    right after the commit without a claim of its own; returns those claimed rows.
+
+    A reply is inserted claimed only when no earlier reply to the same recipient is still
+    unsent (PENDIENTE or ENVIANDO): otherwise it is inserted PENDIENTE and waits for the
+    claim path behind it, which keeps a recipient's replies in the order they were written.
+    A worker that dies after the commit leaves its claimed rows to expire; the claim path
+    (``claim_batch``: ENVIANDO with an expired lease) sends them then."""
+    if not replies:
+        return ()
+    columns = ("MensajeOrigenId, Secuencia, Telefono, Tipo, Contenido, Estado, LeaseHasta, Intentos, "
+               "FechaCreacion, UsuarioId, UsuarioIdPadre")
+    earlier = "EXISTS (SELECT 1 FROM MensajesSalientes e WHERE e.Telefono = ? AND e.Estado IN (?, ?))"
+    unsent = (recipient, PENDING, SENDING)
+    # State, lease and attempts, each decided by the same test (a correlated-free EXISTS).
+    chosen = (f"CASE WHEN {earlier} THEN ? ELSE ? END, CASE WHEN {earlier} THEN NULL ELSE ? END, "
+              f"CASE WHEN {earlier} THEN 0 ELSE 1 END")
+    rows = [((origin, seq, recipient, reply.kind, _content(reply)),
+             (*unsent, PENDING, SENDING, *unsent, lease_until, *unsent), (ts, *ids))
+            for seq, reply in enumerate(replies, start=1)]
+    params = [value for head, decided, tail in rows for value in (*head, *decided, *tail)]
+    if dialect == "mssql":
+        # T-SQL allows no subquery in VALUES: one SELECT per row, joined by UNION ALL.
+        select = f"SELECT ?, ?, ?, ?, ?, {chosen}, ?, ?, ?"
+        cur.execute(f"INSERT INTO MensajesSalientes ({columns}) OUTPUT inserted.SalienteId, inserted.Estado "
+                    + " UNION ALL ".join([select] * len(rows)), params)
+    else:
+        values = f"(?, ?, ?, ?, ?, {chosen}, ?, ?, ?)"
+        cur.execute(f"INSERT INTO MensajesSalientes ({columns}) VALUES {', '.join([values] * len(rows))} "
+                    "RETURNING SalienteId, Estado", params)
+    inserted = sorted((int(r[0]), r[1]) for r in cur.fetchall())  # ids ascend in the order written
+    return tuple(OutboundMessage(outbox_id, origin, seq, recipient, reply.kind, reply.text,
+                                 tuple(tuple(o) for o in reply.options), 1)
+                 for (outbox_id, state), (seq, reply) in zip(inserted, enumerate(replies, start=1))
+                 if state == SENDING)
 
 
 def claim_batch(cur: Any, dialect: str, now: datetime, lease_until: datetime, limit: int,
@@ -171,6 +215,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._retries: list[float] = []  # heap: monotonic times of the retries this process scheduled
+        self._held_back_until = 0.0  # monotonic; see held_back()
 
     def kick(self) -> None:
         self._wake.set()
@@ -234,6 +279,25 @@ class Dispatcher:
             self.telemetry.emit("operation.degraded", operation="dispatch_outbox", error_type=type(exc).__name__)
             return 0
 
+    def held_back(self) -> None:
+        """A commit left replies PENDIENTE behind an earlier unsent one to the same recipient:
+        for a lease period, each after-commit send that finishes wakes the claim path."""
+        self._held_back_until = time.monotonic() + self.lease.total_seconds()
+        self.kick()
+
+    async def send_claimed(self, batch: tuple[OutboundMessage, ...]) -> int:
+        """The after-commit send of replies the commit inserted already claimed (no claim
+        round trip). A failure leaves them ENVIANDO until their lease expires, then the
+        claim path takes them, as after a crash."""
+        try:
+            sent = await self._deliver(list(batch))
+        except Exception as exc:
+            self.telemetry.emit("operation.degraded", operation="dispatch_outbox", error_type=type(exc).__name__)
+            return 0
+        if time.monotonic() < self._held_back_until:
+            self.kick()  # what waited behind these may be claimable now
+        return sent
+
     async def _deliver(self, batch: list[OutboundMessage]) -> int:
         if not batch:
             return 0
@@ -242,7 +306,9 @@ class Dispatcher:
             by_recipient.setdefault(message.telefono, []).append(message)
         groups = await asyncio.gather(*(self._send_in_order(group) for group in by_recipient.values()))
         results = [pair for group in groups for pair in group]
-        await self.dbx.transaction(record_results, self.dbx.db.dialect, results, self.clock())
+        # One result is one UPDATE: autocommit, no BEGIN/COMMIT around it.
+        record = self.dbx.transaction if len(results) > 1 else self.dbx.single
+        await record(record_results, self.dbx.db.dialect, results, self.clock())
         now = time.monotonic()
         for _, result in results:
             if result.state == PENDING:  # record_results scheduled it this far ahead

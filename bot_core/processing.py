@@ -12,7 +12,6 @@ goes back to PENDIENTE for the sweeper.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from bot_core import identity, inbox
+from bot_core import identity, inbox, outbox
 from bot_core.conversation.model import (INICIO, OTRO, REPORTAR_FALLA, REPORTE_REFRIGERADOR, REPORTE_VEHICULO,
                                          STATES, CreateReport, Equipo, Facts, Inbound, ReportStatus, Session,
                                          Transition, Understanding)
@@ -76,6 +75,13 @@ class Outcome:
     state_to: str = ""
     reports: tuple[str, ...] = ()
     replies: int = 0
+    # Replies committed already claimed by this worker (ENVIANDO, its lease): it sends them
+    # right after the commit; the others (replies - len(claimed)) wait for the claim path.
+    claimed: tuple[outbox.OutboundMessage, ...] = ()
+
+    @property
+    def unclaimed(self) -> int:
+        return self.replies - len(self.claimed)
 
 
 class Processor:
@@ -159,7 +165,8 @@ class Processor:
                                 state_to=outcome.state_to,
                                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                                 **self.synthetic(message.telefono))
-            self.on_committed()
+            if outcome.unclaimed:
+                self.on_committed()  # replies left to the claim path: wake the dispatcher
         return outcome
 
     async def _interpret_kind(self, text: str, ai: Understood) -> Understood:
@@ -238,11 +245,11 @@ class Processor:
         if transition.replies or stored is None or transition.estado_nuevo != session.estado:
             # An event that is not a request leaves an existing session untouched (not even its clock).
             save_session(cur, self.dialect, session, stored is not None, transition, now, user)
-        reports = write_records(cur, self.dialect, message, user, transition, now)
+        reports, claimed = write_records(cur, self.dialect, message, user, transition, now, now + self.lease)
         for ticket, report_type in reports:
             self.telemetry.emit("report.created", telefono=user.key, ticket=ticket, report_type=report_type)
         return Outcome(message.message_id, "processed", transition.estado_anterior, transition.estado_nuevo,
-                       tuple(t for t, _ in reports), len(transition.replies))
+                       tuple(t for t, _ in reports), len(transition.replies), claimed)
 
 
 Understood = Understanding | Mapping[str, Understanding] | None  # the AI's, or the rules' in every state
@@ -302,16 +309,21 @@ def _insert_returning_id(cur: Any, dialect: str, table: str, id_column: str, col
 
 
 def write_records(cur: Any, dialect: str, message: InboundMessage, user: identity.Identity,
-                  transition: Transition, now: datetime) -> list[tuple[str, str]]:
+                  transition: Transition, now: datetime,
+                  lease_until: datetime) -> tuple[list[tuple[str, str]], tuple[outbox.OutboundMessage, ...]]:
     """Chat history, reports, the audit row and the outbox rows of one transition, keyed by
-    the user key; each row also records the BSUID and parent BSUID the user is known by."""
+    the user key; each row also records the BSUID and parent BSUID the user is known by.
+    Returns the reports created and the replies inserted already claimed until ``lease_until``
+    for the caller to send after the commit (see ``outbox.insert_replies``)."""
     ts = to_db(dialect, now)
     ids = (user.user_id, user.parent_user_id)
     chat_rows = [(user.key, "U", message.text if message.text is not None else f"[{message.kind}]",
                   message.message_id, ts, *ids)]
     chat_rows += [(user.key, "B", reply.text, message.message_id, ts, *ids) for reply in transition.replies]
-    cur.executemany("INSERT INTO MensajesChat (Telefono, Tipo, Contenido, MensajeId, Fecha, UsuarioId, UsuarioIdPadre) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", chat_rows)
+    # One multi-row INSERT, not a statement per row: on a networked database each is a round trip.
+    cur.execute("INSERT INTO MensajesChat (Telefono, Tipo, Contenido, MensajeId, Fecha, UsuarioId, UsuarioIdPadre) "
+                "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chat_rows)),
+                [value for row in chat_rows for value in row])
     reports: list[tuple[str, str]] = []
     report_id = None
     for effect in transition.effects:
@@ -327,13 +339,6 @@ def write_records(cur: Any, dialect: str, message: InboundMessage, user: identit
                 "ReporteId, FechaAccion, UsuarioId, UsuarioIdPadre) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (user.key, transition.estado_anterior, transition.estado_nuevo, transition.origen_accion,
                  transition.descripcion[:500], report_id, ts, *ids))
-    # The outbox row's Telefono is the recipient: the phone when known, else the BSUID.
-    outbox_rows = [(message.message_id, seq, user.address, reply.kind,
-                    json.dumps({"text": reply.text, "options": [list(o) for o in reply.options]},
-                               ensure_ascii=False), "PENDIENTE", ts, *ids)
-                   for seq, reply in enumerate(transition.replies, start=1)]
-    if outbox_rows:
-        cur.executemany("INSERT INTO MensajesSalientes (MensajeOrigenId, Secuencia, Telefono, Tipo, Contenido, "
-                        "Estado, FechaCreacion, UsuarioId, UsuarioIdPadre) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        outbox_rows)
-    return reports
+    claimed = outbox.insert_replies(cur, dialect, message.message_id, user.address, transition.replies, ts,
+                                    to_db(dialect, lease_until), ids)
+    return reports, claimed

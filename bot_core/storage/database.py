@@ -84,9 +84,10 @@ class Database:
                 pass
 
     @contextmanager
-    def autocommit_read(self, conn: Connection) -> Iterator[Any]:
-        """A cursor for one read-only statement outside any transaction: no BEGIN/COMMIT
-        round trips (an idle bot's periodic look for work is one statement, not three)."""
+    def autocommit(self, conn: Connection) -> Iterator[Any]:
+        """A cursor for one statement outside any transaction, where it is atomic by itself:
+        no BEGIN/COMMIT round trips (an idle bot's periodic look for work is one statement,
+        not three; a delivery of one message is recorded by one)."""
         odbc = self.dialect != "sqlite"  # our SQLite connections are in autocommit mode already
         if odbc:
             conn.autocommit = True

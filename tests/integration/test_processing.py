@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot_core import inbox, processing, sessions
+from bot_core import inbox, outbox, processing, sessions
 from bot_core.dbexec import DbExecutor
 from bot_core.demo import seed_demo_equipment
 from bot_core.processing import Processor, RetryPolicy
+from bot_core.sqltime import from_db
 from bot_core.webhook.payload import InboundMessage
 from migrations.runner import MigrationRunner
 from tests.conftest import captured_telemetry
@@ -187,3 +188,69 @@ def test_exhausted_retries_wait_twice_and_log_each_retry(setup, monkeypatch):
     delays = [r.custom_dimensions["delay_ms"] for r in retries]
     assert 50 <= delays[0] <= 62 and 100 <= delays[1] <= 125, delays
     assert capture.events("concurrency.exhausted")[0].custom_dimensions["attempts"] == 3
+
+
+class RecordingSender:
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, message):
+        self.sent.append((message.outbox_id, message.message_id, message.sequence, message.attempts))
+        return outbox.SendResult(outbox.DELIVERED, wamid=f"local.{message.outbox_id}")
+
+
+def outbox_rows(db):
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT SalienteId, MensajeOrigenId, Estado, Intentos, LeaseHasta FROM MensajesSalientes "
+                    "ORDER BY SalienteId")
+        rows = [(int(r[0]), r[1], r[2], int(r[3]), from_db(r[4])) for r in cur.fetchall()]
+        conn.rollback()
+    return rows
+
+
+def test_replies_are_committed_claimed_and_a_crash_after_the_commit_leaves_them_to_the_claim_path(setup):
+    db, dbx, telemetry, _ = setup
+    lease = 30.0
+    message = InboundMessage("wamid.P1", TEL, "text", NOW, text="mi refri 4001234 no enfría")
+    ingest(dbx, message)
+    outcome = asyncio.run(Processor(dbx, telemetry, lease_seconds=lease, clock=lambda: NOW).process(message))
+    # The commit inserted the reply already claimed for this worker: no claim round trip is needed.
+    assert outcome.status == "processed" and outcome.replies == 1 and outcome.unclaimed == 0
+    (claimed,) = outcome.claimed
+    rows = outbox_rows(db)
+    assert rows == [(claimed.outbox_id, "wamid.P1", outbox.SENDING, 1, NOW + timedelta(seconds=lease))]
+    assert claimed.attempts == 1 and claimed.text
+    # The worker dies before sending. Within its lease nobody else takes the reply...
+    sender = RecordingSender()
+    early = outbox.Dispatcher(dbx, sender, telemetry, lease_seconds=lease,
+                              clock=lambda: NOW + timedelta(seconds=lease - 1))
+    assert asyncio.run(early.drain_once()) == 0 and sender.sent == []
+    # ...after it, the claim path sends it, once, as its second attempt.
+    late = outbox.Dispatcher(dbx, sender, telemetry, lease_seconds=lease,
+                             clock=lambda: NOW + timedelta(seconds=lease + 1))
+    assert asyncio.run(late.drain(5.0)) == 1
+    assert sender.sent == [(claimed.outbox_id, "wamid.P1", 1, 2)]
+    assert [(r[2], r[3]) for r in outbox_rows(db)] == [(outbox.DELIVERED, 2)]
+
+
+def test_a_reply_behind_an_unsent_one_to_the_same_recipient_waits_for_the_claim_path(setup):
+    db, dbx, telemetry, _ = setup
+    first = InboundMessage("wamid.P1", TEL, "text", NOW, text="hola")
+    second = InboundMessage("wamid.P2", TEL, "text", NOW, text="mi refri 4001234 no enfría")
+    processor = Processor(dbx, telemetry, clock=lambda: NOW)
+    ingest(dbx, first)
+    one = asyncio.run(processor.process(first))
+    ingest(dbx, second)
+    two = asyncio.run(processor.process(second))
+    # The first message's replies are still being sent: the second's must not overtake them.
+    assert one.claimed and one.unclaimed == 0
+    assert two.claimed == () and two.unclaimed == two.replies > 0
+    assert {r[2] for r in outbox_rows(db) if r[1] == "wamid.P2"} == {outbox.PENDING}
+    sender = RecordingSender()
+    dispatcher = outbox.Dispatcher(dbx, sender, telemetry, clock=lambda: NOW)
+    assert asyncio.run(dispatcher.drain_once()) == 0  # held behind the first message's replies
+    asyncio.run(dispatcher.send_claimed(one.claimed))
+    asyncio.run(dispatcher.drain(5.0))
+    assert [m for _, m, _, _ in sender.sent] == ["wamid.P1"] * one.replies + ["wamid.P2"] * two.replies
+    assert [r[0] for r in outbox_rows(db)] == [s[0] for s in sender.sent]  # in the order written

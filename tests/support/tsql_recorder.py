@@ -257,4 +257,6 @@ def _translate(sql: str) -> str:
         (out,) = sqlglot.transpile(sql, read="tsql", write="sqlite")
     except Exception as exc:  # noqa: BLE001 - named in the error
         raise Untranslatable(f"{type(exc).__name__}: {sql}") from None
-    return re.sub(r"\bRETURNING\s+inserted\.", "RETURNING ", out, flags=re.I)
+    # OUTPUT inserted.A, inserted.B: every column of the RETURNING list loses the prefix.
+    head, sep, returning = (re.split(r"(\bRETURNING\b)", out, maxsplit=1, flags=re.I) + ["", ""])[:3]
+    return head + sep + re.sub(r"\binserted\.", "", returning, flags=re.I)
