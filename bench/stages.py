@@ -193,11 +193,12 @@ def serve_child(port: int) -> None:
 
 def deliveries(n: int, run_id: str) -> list[tuple[bytes, dict[str, str]]]:
     from bot_core.webhook import meta
-    from ops.loadtest.traffic import FIRST_TEXT
+    from ops.loadtest.traffic import DEFAULT_EQUIPMENT, FIRST_TEXT
 
+    text = FIRST_TEXT.format(equipment=DEFAULT_EQUIPMENT)  # the template: with it, the equipment is looked up
     out = []
     for i in range(n):
-        payload = meta.envelope([meta.text_message(f"57{int(run_id, 16) % 10**4:04d}{i:06d}", FIRST_TEXT,
+        payload = meta.envelope([meta.text_message(f"57{int(run_id, 16) % 10**4:04d}{i:06d}", text,
                                                    wamid=f"wamid.ST{run_id}.{i}")])
         body, headers = meta.signed_body(payload, SECRET)
         out.append((body, headers))

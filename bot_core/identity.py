@@ -51,25 +51,41 @@ class Identity:
         return frozenset(v for v in (self.key, self.telefono, self.user_id, self.parent_user_id) if v)
 
 
-_SELECT = "SELECT ClaveUsuario, Telefono, UsuarioId, UsuarioIdPadre FROM Usuarios"
+USER_COLUMNS = ("ClaveUsuario", "Telefono", "UsuarioId", "UsuarioIdPadre")
+_SELECT = f"SELECT {', '.join(USER_COLUMNS)} FROM Usuarios"
+# The users a message may be: by its BSUID, by its phone, or the one holding its base key.
+CANDIDATES = "UsuarioId = ? OR Telefono = ? OR ClaveUsuario = ?"
 
 
 def _row(row: Any) -> Identity:
     return Identity(row[0], row[1], row[2], row[3])
 
 
+def base_key(telefono: str | None, user_id: str | None) -> str:
+    """A new user's key: the BSUID when the message carries one, else the phone."""
+    return user_id or telefono or ""
+
+
+def candidate_params(telefono: str | None, user_id: str | None) -> tuple[str | None, str | None, str]:
+    return (user_id, telefono, base_key(telefono, user_id))
+
+
 def resolve(cur: Any, dialect: str, telefono: str | None, user_id: str | None, parent: str | None,
-            now: datetime) -> Identity:
+            now: datetime, candidates: list[Identity] | None = None) -> Identity:
     """The user a message comes from, linking its phone and BSUID; creates the user if new.
 
+    ``candidates``: the rows of ``CANDIDATES`` when the caller read them already (in a read
+    of its own that brings more, see ``processing.read_user_and_session``).
     Runs in the commit's transaction. A concurrent first message of the same user makes
     the INSERT fail on a unique key: ConcurrencyError, and the caller retries from a fresh read."""
     if not (telefono or user_id):
         raise ValueError("a user needs a phone or a BSUID")
-    base = user_id or telefono or ""  # a new user's key, unless an older user holds it
-    # One read finds the user by BSUID or phone and whether ``base`` is taken as a key.
-    cur.execute(f"{_SELECT} WHERE UsuarioId = ? OR Telefono = ? OR ClaveUsuario = ?", (user_id, telefono, base))
-    rows = [_row(r) for r in cur.fetchall()]
+    base = base_key(telefono, user_id)  # a new user's key, unless an older user holds it
+    if candidates is None:
+        # One read finds the user by BSUID or phone and whether ``base`` is taken as a key.
+        cur.execute(f"{_SELECT} WHERE {CANDIDATES}", candidate_params(telefono, user_id))
+        candidates = [_row(r) for r in cur.fetchall()]
+    rows = candidates
     by_bsuid = next((r for r in rows if user_id and r.user_id == user_id), None)
     by_phone = next((r for r in rows if telefono and r.telefono == telefono), None)
     if by_phone is not None and by_bsuid is None and user_id and by_phone.user_id not in (None, user_id):

@@ -29,7 +29,7 @@ from bot_core.dbexec import DbExecutor
 from bot_core.errors import ConcurrencyError
 from bot_core.intent import IntentService, RulesIntentService
 from bot_core.keyed_lock import KeyedLock
-from bot_core.sessions import load_session, save_session
+from bot_core.sessions import SESSION_COLUMNS, save_session, session_from_row
 from bot_core.settle import Operation, settle
 from bot_core.sqltime import from_db, to_db, utcnow
 from bot_core.telemetry import Telemetry
@@ -222,10 +222,9 @@ class Processor:
         # First write: lock the inbox row; if another processor finished it, stop here.
         if not inbox.mark_processed(cur, self.dialect, message.message_id, now):
             return Outcome(message.message_id, "already-processed")
-        user = identity.resolve(cur, self.dialect, message.telefono, message.user_id, message.parent_user_id, now)
+        user, stored = read_user_and_session(cur, self.dialect, message, now)
         if message.kind == "system":  # user_changed_number: the new phone/BSUID reach this user
             user = identity.move(cur, self.dialect, user, message.new_telefono, message.new_user_id, now)
-        stored = load_session(cur, user.key)
         session = stored or Session.new(user.key)
         # Understand against the state step() will decide in (an idle session starts over).
         estado = effective_state(session, now, self.idle_minutes)
@@ -250,6 +249,28 @@ class Processor:
             self.telemetry.emit("report.created", telefono=user.key, ticket=ticket, report_type=report_type)
         return Outcome(message.message_id, "processed", transition.estado_anterior, transition.estado_nuevo,
                        tuple(t for t, _ in reports), len(transition.replies), claimed)
+
+
+def read_user_and_session(cur: Any, dialect: str, message: InboundMessage,
+                          now: datetime) -> tuple[identity.Identity, Session | None]:
+    """The sender (``identity.resolve``, which creates a new user) and their session, read in
+    one statement: the candidate users joined to their sessions, plus the session keyed by
+    the new user's key (one from before users had keys: the phone)."""
+    users = ", ".join(f"u.{c}" for c in identity.USER_COLUMNS)
+    nulls = ", ".join("NULL" for _ in identity.USER_COLUMNS)
+    session = ", ".join(f"s.{c}" for c in ("Telefono", *SESSION_COLUMNS))
+    where = " OR ".join(f"u.{term}" for term in identity.CANDIDATES.split(" OR "))
+    params = identity.candidate_params(message.telefono, message.user_id)
+    cur.execute(f"SELECT {users}, {session} FROM Usuarios u LEFT JOIN SesionesChat s ON s.Telefono = u.ClaveUsuario "
+                f"WHERE {where} UNION ALL SELECT {nulls}, {session} FROM SesionesChat s WHERE s.Telefono = ?",
+                (*params, params[-1]))
+    width = len(identity.USER_COLUMNS)
+    rows = cur.fetchall()
+    candidates = [identity.Identity(*row[:width]) for row in rows if row[0] is not None]
+    sessions_by_key = {row[width]: row[width + 1:] for row in rows if row[width] is not None}
+    user = identity.resolve(cur, dialect, message.telefono, message.user_id, message.parent_user_id, now,
+                            candidates)
+    return user, session_from_row(user.key, sessions_by_key.get(user.key))
 
 
 Understood = Understanding | Mapping[str, Understanding] | None  # the AI's, or the rules' in every state

@@ -17,10 +17,16 @@ from bot_core.identity import Identity
 from bot_core.sqltime import from_db, to_db
 
 
+SESSION_COLUMNS = ("Estado", "DatosTemp", "EquipoIdTemp", "ContadorMensajes", "Version", "UltimaActividad")
+
+
 def load_session(cur: Any, telefono: str) -> Session | None:
-    cur.execute("SELECT Estado, DatosTemp, EquipoIdTemp, ContadorMensajes, Version, UltimaActividad "
-                "FROM SesionesChat WHERE Telefono = ?", (telefono,))
-    row = cur.fetchone()
+    cur.execute(f"SELECT {', '.join(SESSION_COLUMNS)} FROM SesionesChat WHERE Telefono = ?", (telefono,))
+    return session_from_row(telefono, cur.fetchone())
+
+
+def session_from_row(telefono: str, row: Any) -> Session | None:
+    """The session of a row of ``SESSION_COLUMNS`` (None: no row)."""
     if row is None:
         return None
     try:

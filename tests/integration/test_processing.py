@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot_core import inbox, outbox, processing, sessions
+from bot_core import inbox, outbox, processing
 from bot_core.dbexec import DbExecutor
 from bot_core.demo import seed_demo_equipment
 from bot_core.processing import Processor, RetryPolicy
@@ -109,11 +109,12 @@ def test_a_version_conflict_is_retried_with_logged_backoff(setup, monkeypatch):
     asyncio.run(Processor(dbx, telemetry).process(first))
     message = InboundMessage("wamid.P1", TEL, "text", NOW, text="refri")
     ingest(dbx, message)
-    real_load = sessions.load_session
+    real_read = processing.read_user_and_session
     conflicts = {"left": 1}
 
-    def load_then_someone_else_writes(cur, telefono):
-        session = real_load(cur, telefono)
+    def read_then_someone_else_writes(cur, dialect, message, now):
+        user, session = real_read(cur, dialect, message, now)
+        telefono = user.key
         if conflicts["left"] and session is not None:
             conflicts["left"] -= 1
             # Another process commits a write of this phone between our read and our write.
@@ -123,9 +124,9 @@ def test_a_version_conflict_is_retried_with_logged_backoff(setup, monkeypatch):
                     ocur.execute("UPDATE SesionesChat SET Version = Version + 1 WHERE Telefono = ?", (telefono,))
             finally:
                 other.close()
-        return session
+        return user, session
 
-    monkeypatch.setattr(processing, "load_session", load_then_someone_else_writes)
+    monkeypatch.setattr(processing, "read_user_and_session", read_then_someone_else_writes)
     if db.dialect == "sqlite":
         pytest.skip("SQLite's BEGIN IMMEDIATE holds the write lock: no other writer can commit in between")
     outcome = asyncio.run(Processor(dbx, telemetry).process(message))
