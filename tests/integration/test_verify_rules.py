@@ -323,6 +323,7 @@ def test_locking_retries_are_counted_from_the_servers_telemetry(run, tmp_path):
     rows = [{"message": "[ConcurrencyRetry] Intento 1/3", "customDimensions": {"event_name": "concurrency.retry"}},
             {"message": "x", "customDimensions": {"event_name": "message.processed"}},
             {"message": "mentions concurrency.retry", "customDimensions": {"event_name": "concurrency.exhausted"}},
+            {"message": "concurrency.retry", "customDimensions": {"event_name": "concurrency.exhausted"}},
             {"message": "[ConcurrencyRetry] Intento 2/3", "customDimensions": {"event_name": "concurrency.retry"}}]
     telemetry = tmp_path / "telemetry.jsonl"
     telemetry.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -331,3 +332,52 @@ def test_locking_retries_are_counted_from_the_servers_telemetry(run, tmp_path):
     assert count_events(str(telemetry), "message.processed") == 1
     assert count_events(str(tmp_path / "missing.jsonl"), "concurrency.retry") is None
     assert count_events(None, "concurrency.retry") is None and verify(run)["concurrency_retries"] is None
+
+
+def test_a_reply_to_someone_other_than_the_sender(run):
+    db, plan = run
+    d = a_message(plan)
+    execute(db, "UPDATE MensajesSalientes SET Telefono = '5219999999999' WHERE MensajeOrigenId = ?", (d.wamid,))
+    assert_only(verify(run), "misaddressed", 1,
+                f"1 messages answered to someone other than their sender (e.g. {d.wamid})")
+
+
+def test_users_known_only_by_a_bsuid_and_their_reports_are_counted(tmp_path):
+    spec = TrafficSpec(rate=10, duration_s=1.2, gap_s=0.2, seed=5, run_id=SPEC.run_id, bsuid_share=0.5)
+    db = open_database(f"sqlite:///{tmp_path / 'bsuid.db'}")
+    MigrationRunner(db).up()
+    plan = build_plan(spec, APP_SECRET)
+    acknowledge(plan)
+    write_correct_rows(db, plan)
+    result = verify_run(db, plan, spec.run_id, drain_timeout_s=0)
+    users = {d.telefono for d in plan}
+    bsuid_users = {u for u in users if u.startswith("MX.")}
+    bsuid_reports = [d for d in plan if d.step == 1 and not d.duplicate and d.telefono in bsuid_users]
+    assert 0 < len(bsuid_users) < len(users) and 0 < len(bsuid_reports) < result["reports"]
+    assert result["ok"], result["violations"]
+    assert (result["bsuid_users"], result["bsuid_reports"]) == (len(bsuid_users), len(bsuid_reports))
+
+
+def test_a_confirmation_whose_first_message_is_not_in_the_plan_cannot_make_a_report(run):
+    """A plan cut to its confirmation: that conversation counts in neither bound, so its report is one too many."""
+    db, plan = run
+    first = a_message(plan, step=1).predecessor
+    for table, column in (("MensajesProcesados", "MensajeId"), ("MensajesChat", "MensajeId"),
+                          ("MensajesSalientes", "MensajeOrigenId")):
+        execute(db, f"DELETE FROM {table} WHERE {column} = ?", (first.wamid,))
+    cut = [d for d in plan if d.wamid != first.wamid]
+    result = verify_run(db, cut, SPEC.run_id, drain_timeout_s=0)
+    assert result["reports"] == result["confirmed_conversations"] + 1
+    assert_only(result, "reports_off", 1, "reports for")
+
+
+def test_acknowledgements_without_their_times_confirm_nothing(run):
+    """A closed-model run (``saturate``) records that a delivery was acknowledged but not when:
+    no conversation is known to be confirmed, and every report is within the upper bound."""
+    db, plan = run
+    for d in plan:
+        if d.step == 0:
+            d.acked_at = None
+    result = verify(run)
+    assert result["confirmed_conversations"] == 0 < result["reports"]
+    assert result["ok"], result["violations"]

@@ -34,7 +34,7 @@ from tests.conftest import ROOT
 from tests.e2e.servers import APP_SECRET, BotServer, PrivatePostgres
 
 COLUMNS = ("scenario", "requests", "faults", "5xx", "lost", "duplicated", "reports dup", "replies lost",
-           "replies dup", "unexpected", "reports off")
+           "replies dup", "unexpected", "reports off", "misaddressed")
 
 
 @dataclass
@@ -50,10 +50,11 @@ class Row:
     replies_dup: int = 0
     unexpected: int = 0  # inbox rows for ids the run never sent
     reports_off: int = 0  # reports missing for confirmed conversations, or for conversations never confirmed
+    misaddressed: int = 0  # messages answered to someone other than their sender
     notes: list[str] = field(default_factory=list)
 
     COUNTS = ("requests", "http_5xx", "lost", "duplicated", "reports_dup", "replies_lost", "replies_dup",
-              "unexpected", "reports_off")
+              "unexpected", "reports_off", "misaddressed")
 
     @classmethod
     def from_verify(cls, name: str, summary: dict, plan: list, result: dict, faults: int) -> "Row":
@@ -64,6 +65,7 @@ class Row:
                    duplicated=result["duplicates"], reports_dup=result["duplicate_reports"],
                    replies_lost=result["replies_lost"], replies_dup=result["duplicate_replies"],
                    unexpected=result["unexpected"], reports_off=result["reports_off"],
+                   misaddressed=result["misaddressed"],
                    notes=list(result["violations"]))
 
     @property
