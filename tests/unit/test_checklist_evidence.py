@@ -329,3 +329,68 @@ def test_unreadable_evidence_names_the_database_it_could_not_read(ev, tmp_path):
     missing = f"sqlite:///{tmp_path / 'nowhere.db'}"
     result = run(ev, missing)[0]["migrations-applied"]
     assert result.status == "error" and result.evidence == missing
+
+
+def test_the_database_named_by_the_config_file_is_the_evidence_when_unreadable(ev, tmp_path):
+    """No --db and no evidence db: the URL comes from the config, and only the check knows it."""
+    missing = f"sqlite:///{tmp_path / 'configured.db'}"
+    config = tmp_path / "botctl.yaml"
+    config.write_text(f"db: {missing}\n")
+    results = evaluate(load_checklist(ev / "checklist.yaml"), Context(now=NOW, config_path=str(config)))
+    result = next(r for r in results if r.id == "migrations-applied")
+    assert (result.status, result.evidence) == ("error", missing), result
+    assert result.detail == f"{missing}: database file does not exist"
+
+
+def test_an_unreachable_database_is_an_error_naming_why(ev):
+    result = run(ev, "postgresql://postgres@127.0.0.1:1/botctl_nowhere")[0]["migrations-applied"]
+    assert result.status == "error", result
+    assert result.detail and "None" not in result.detail and "127.0.0.1" in result.detail, result.detail
+
+
+def test_evidence_that_is_a_folder_is_an_error_naming_the_exception(ev, db_url):
+    (ev / "cobertura.xml").unlink()
+    (ev / "cobertura.xml").mkdir()
+    result = run(ev, db_url)[0]["coverage"]
+    assert result.status == "error", result
+    assert result.detail.startswith(f"cannot read {ev / 'cobertura.xml'}: IsADirectoryError: "), result.detail
+
+
+def test_each_result_names_the_evidence_file_it_read(ev, db_url):
+    results, _ = run(ev, db_url)
+    for item in load_checklist(ev / "checklist.yaml").items:
+        if item.check not in (None, "migrations"):
+            assert results[item.id].evidence == str(ev / item.evidence["path"]), results[item.id]
+    assert results["migrations-applied"].evidence == db_url
+
+
+def test_without_a_clock_the_current_time_decides_expiry(ev, db_url):
+    edit(ev, "docs-updated", evidence={"at": "2000-01-01", "expires": "2000-01-02"}, severity="blocker")
+    results = {r.id: r for r in evaluate(load_checklist(ev / "checklist.yaml"), Context(db=db_url))}
+    assert results["tech-lead-approval"].status == "pass", results["tech-lead-approval"]
+    assert results["docs-updated"].status == "stale", results["docs-updated"]
+
+
+def test_attestation_details_say_who_when_and_which_ref(ev, db_url):
+    results, _ = run(ev, db_url)
+    assert results["tech-lead-approval"].detail == "attested by ana.lopez on 2025-06-02 (ref PR#123), valid through 2099-12-31"
+    assert results["tech-lead-approval"].evidence == "PR#123"
+    edit(ev, "tech-lead-approval", evidence=None)
+    result = run(ev, db_url)[0]["tech-lead-approval"]
+    assert (result.status, result.detail, result.evidence) == (
+        "fail", "not attested (fill in evidence: by, at, ref, expires)", None)
+
+
+@pytest.mark.parametrize("name, text, fragment", [
+    ("attestation.json", "{oops", "attestation.json is not valid JSON (line 1"),
+    ("attestation.json", "[1, 2]", "attestation.json: attestation is missing by, at, ref, expires"),
+    ("attestation.json", '{"by": "ops", "at": "2025-06-01", "expires": "2025-07-01"}',
+     "attestation.json: attestation is missing ref"),
+    ("attestation.yaml", "by: [unclosed", "attestation.yaml line 1: invalid YAML"),
+])
+def test_an_attestation_file_that_does_not_attest_names_itself_and_why(ev, db_url, name, text, fragment):
+    (ev / name).write_text(text)
+    edit(ev, "production-backup", evidence={"path": name})
+    result = run(ev, db_url)[0]["production-backup"]
+    assert result.status == "error", result
+    assert fragment in result.detail, result.detail
