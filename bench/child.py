@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
+
+
+def spawn(cmd: list[str], env: dict[str, str], cwd: str, **options: Any) -> subprocess.Popen:
+    """Start a bench server with its stderr in an unnamed temporary file, not a pipe: a pipe
+    nobody reads fills up (64 KiB of uvicorn's "Exceeded concurrency limit." under the open
+    model's overload) and then blocks the server's event loop on its next write."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log, **options)
+    proc.stderr_log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def stderr_tail(proc: subprocess.Popen) -> str:
+    log = proc.stderr_log  # type: ignore[attr-defined]
+    log.seek(0)
+    return log.read().decode(errors="replace")[-2000:]
 
 
 @contextmanager
@@ -13,12 +30,12 @@ def running(cmd: list[str], env: dict[str, str], cwd: str, ready_url: str, timeo
     """Run ``cmd``; yield once ``ready_url`` answers any HTTP status; terminate it afterwards."""
     import httpx
 
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = spawn(cmd, env, cwd)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode()[-2000:])
+                raise RuntimeError(stderr_tail(proc))
             try:
                 httpx.get(ready_url, timeout=1)
                 break

@@ -30,6 +30,7 @@ import httpx
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.child import spawn, stderr_tail  # noqa: E402
 from bot_core.storage import open_database  # noqa: E402
 from migrations.runner import MigrationRunner  # noqa: E402
 from ops.loadtest.runner import LoadtestOptions, LoadGenerator, saturate  # noqa: E402
@@ -41,16 +42,14 @@ SECRET = "bench-secret"
 
 
 def start(cmd: list[str], env: dict[str, str], cwd: str) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    return proc
+    return spawn(cmd, env, cwd, start_new_session=True)
 
 
 def wait_up(url: str, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-2000:])
+            raise RuntimeError(stderr_tail(proc))
         try:
             httpx.post(url, content=b"{}", timeout=1)
             return
