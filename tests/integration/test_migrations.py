@@ -37,7 +37,7 @@ def test_each_down_restores_the_schema_before_its_up(db):
         assert diff(before[m.version], introspect(db)) == [], f"down of {m.version_label}"
     runner.up()
     assert diff(after_all, introspect(db)) == []
-    assert [s.state for s in runner.status()] == ["applied"] * 5
+    assert [s.state for s in runner.status()] == ["applied"] * 6
 
 
 def test_rehearse_reports_identical_schemas(db):
@@ -95,25 +95,25 @@ def test_two_concurrent_up_processes_apply_each_version_once(db_url):
     results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
     assert [r[2] for r in results] == [0, 0], results
     outputs = sorted(r[1] for r in results)
-    assert sum("nothing to do" in o for o in outputs) + sum("5 migration(s) up" in o for o in outputs) == 2, outputs
+    assert sum("nothing to do" in o for o in outputs) + sum("6 migration(s) up" in o for o in outputs) == 2, outputs
     ups = [r for r in history_rows(open_database(db_url)) if r[1] == "up"]
-    assert sorted(r[0] for r in ups) == ["000", "001", "002", "003", "004"]
+    assert sorted(r[0] for r in ups) == ["000", "001", "002", "003", "004", "005"]
 
 
 def test_a_failing_migration_changes_neither_schema_nor_history(db, copy_migrations):
     folder = copy_migrations(db.dialect)
-    (folder / "005_broken.up.sql").write_text(
+    (folder / "006_broken.up.sql").write_text(
         "ALTER TABLE Reportes ADD COLUMN Prioridad INTEGER NULL;\n"
         "CREATE INDEX IX_Reportes_Prioridad ON Reportes (Prioridad);\n"
         "ALTER TABLE TablaQueNoExiste ADD COLUMN X INTEGER NULL;\n")
-    (folder / "005_broken.down.sql").write_text("ALTER TABLE Reportes DROP COLUMN Prioridad;\n")
+    (folder / "006_broken.down.sql").write_text("ALTER TABLE Reportes DROP COLUMN Prioridad;\n")
     runner = MigrationRunner(db, load_migrations(db.dialect, folder))
-    runner.up(to=4)
+    runner.up(to=5)
     schema, history = introspect(db), history_rows(db)
     with pytest.raises(MigrationError) as err:
         runner.up()
     message = str(err.value)
-    assert "005_broken.up.sql" in message and "statement 3" in message and "line 3" in message
+    assert "006_broken.up.sql" in message and "statement 3" in message and "line 3" in message
     assert "TablaQueNoExiste" in message
     assert diff(schema, introspect(db)) == []
     assert history_rows(db) == history
@@ -134,7 +134,7 @@ def test_an_edited_applied_file_is_reported_and_blocks_up(db, copy_migrations):
     # repair realigns the checksum; then up goes on.
     assert runner.repair() == ["realigned checksum of 001_add_version_column.up.sql"]
     assert runner.validate() == []
-    assert [a.version for a in runner.up()] == ["003", "004"]
+    assert [a.version for a in runner.up()] == ["003", "004", "005"]
 
 
 def test_validate_reports_missing_and_out_of_order(db, copy_migrations):
@@ -162,14 +162,14 @@ def test_validate_reports_missing_and_out_of_order(db, copy_migrations):
 
 def test_transaction_off_failure_is_recorded_and_repair_clears_it(db, copy_migrations):
     folder = copy_migrations(db.dialect)
-    (folder / "005_concurrent_index.up.sql").write_text(
+    (folder / "006_concurrent_index.up.sql").write_text(
         "-- botctl: transaction=off\n"
         "CREATE INDEX IX_Reportes_Estado ON Reportes (Estado);\n"
         "CREATE INDEX IX_Nope ON NoSuchTable (X);\n")
     runner = MigrationRunner(db, load_migrations(db.dialect, folder))
-    with pytest.raises(MigrationError, match="005_concurrent_index.up.sql statement 2"):
+    with pytest.raises(MigrationError, match="006_concurrent_index.up.sql statement 2"):
         runner.up()
-    assert history_rows(db)[-1] == ("005", "up", 0)
+    assert history_rows(db)[-1] == ("006", "up", 0)
     assert [p.kind for p in runner.validate()] == ["failed"]
     with pytest.raises(MigrationBlocked, match="repair"):
         runner.up()
@@ -177,11 +177,11 @@ def test_transaction_off_failure_is_recorded_and_repair_clears_it(db, copy_migra
     with db.connection() as conn:
         with db.transaction(conn) as cur:
             cur.execute("DROP INDEX IX_Reportes_Estado")
-    assert runner.repair() == ["cleared failed up of 005_concurrent_index.up.sql"]
-    (folder / "005_concurrent_index.up.sql").write_text(
+    assert runner.repair() == ["cleared failed up of 006_concurrent_index.up.sql"]
+    (folder / "006_concurrent_index.up.sql").write_text(
         "-- botctl: transaction=off\nCREATE INDEX IX_Reportes_Estado ON Reportes (Estado);\n")
     runner = MigrationRunner(db, load_migrations(db.dialect, folder))
-    assert [a.version for a in runner.up()] == ["005"]
+    assert [a.version for a in runner.up()] == ["006"]
     assert runner.validate() == []
 
 
@@ -195,11 +195,11 @@ def test_migrate_cli_round_trip_and_status_exit_codes(db_url):
     import json
 
     states = [s["state"] for s in json.loads(r.stdout)]
-    assert (r.returncode, states) == (1, ["applied", "applied", "applied", "pending", "pending"])
+    assert (r.returncode, states) == (1, ["applied", "applied", "applied", "pending", "pending", "pending"])
     assert botctl("migrate", "up", "--db", db_url).returncode == 0
     assert botctl("migrate", "status", "--db", db_url).returncode == 0
     assert botctl("migrate", "validate", "--db", db_url).returncode == 0
     r = botctl("migrate", "down", "--to", "000", "--db", db_url)
-    assert r.returncode == 0 and "4 migration(s) down" in r.stderr
+    assert r.returncode == 0 and "5 migration(s) down" in r.stderr
     states = [s["state"] for s in json.loads(botctl("migrate", "status", "--db", db_url, "-o", "json").stdout)]
-    assert states == ["applied", "pending", "pending", "pending", "pending"]
+    assert states == ["applied", "pending", "pending", "pending", "pending", "pending"]

@@ -37,7 +37,7 @@ def test_checksum_ignores_bom_and_line_endings():
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mssql"])
 def test_every_dialect_has_matching_up_and_down_files(dialect):
     migrations = load_migrations(dialect)
-    assert [m.version_label for m in migrations] == ["000", "001", "002", "003", "004"]
+    assert [m.version_label for m in migrations] == ["000", "001", "002", "003", "004", "005"]
     assert all(m.down is not None for m in migrations)
     assert [m.slug for m in migrations] == [m.slug for m in load_migrations("sqlite")]
 
@@ -138,7 +138,7 @@ def test_mssql_plan_is_go_separated_and_every_batch_parses():
     # The column added by 001 is indexed in a later batch, not the same one.
     add = plan.index("ADD Version INT")
     assert plan.index("\nGO\n", add) < plan.index("CREATE INDEX IX_SesionesChat_Telefono_Version")
-    assert plan.count("INSERT INTO dbo.botctl_schema_history") == 5
+    assert plan.count("INSERT INTO dbo.botctl_schema_history") == 6
 
 
 def test_down_plan_needs_a_target_and_goes_newest_first():
