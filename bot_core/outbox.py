@@ -215,7 +215,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._retries: list[float] = []  # heap: monotonic times of the retries this process scheduled
-        self._held_back_until = 0.0  # monotonic; see held_back()
+        self._held: dict[str, float] = {}  # recipient -> monotonic time until which; see held_back()
+        self._unrecorded: list[tuple[list[tuple[OutboundMessage, SendResult]], asyncio.Future]] = []
+        self._recorder: asyncio.Future | None = None  # the task recording them (see _record)
 
     def kick(self) -> None:
         self._wake.set()
@@ -279,11 +281,17 @@ class Dispatcher:
             self.telemetry.emit("operation.degraded", operation="dispatch_outbox", error_type=type(exc).__name__)
             return 0
 
-    def held_back(self) -> None:
-        """A commit left replies PENDIENTE behind an earlier unsent one to the same recipient:
-        for a lease period, each after-commit send that finishes wakes the claim path."""
-        self._held_back_until = time.monotonic() + self.lease.total_seconds()
-        self.kick()
+    def held_back(self, recipient: str) -> None:
+        """A commit left replies to ``recipient`` PENDIENTE behind an earlier unsent one: the
+        claim path is woken when this process's after-commit send to that recipient finishes
+        (within a lease period). Not now: the reply ahead is still being sent, so a claim
+        now would find nothing (under load, a wasted write transaction per held message).
+        A reply ahead that the claim path sends is followed by its next drain; one of another
+        process, or a retry, by the look-out when it falls due."""
+        now = time.monotonic()
+        if len(self._held) > 1000:  # forget the expired ones
+            self._held = {r: until for r, until in self._held.items() if until > now}
+        self._held[recipient] = now + self.lease.total_seconds()
 
     async def send_claimed(self, batch: tuple[OutboundMessage, ...]) -> int:
         """The after-commit send of replies the commit inserted already claimed (no claim
@@ -294,8 +302,11 @@ class Dispatcher:
         except Exception as exc:
             self.telemetry.emit("operation.degraded", operation="dispatch_outbox", error_type=type(exc).__name__)
             return 0
-        if time.monotonic() < self._held_back_until:
-            self.kick()  # what waited behind these may be claimable now
+        if self._held:
+            now = time.monotonic()
+            for recipient in {message.telefono for message in batch}:
+                if self._held.pop(recipient, 0.0) > now:
+                    self.kick()  # what waited behind these replies may be claimable now
         return sent
 
     async def _deliver(self, batch: list[OutboundMessage]) -> int:
@@ -304,16 +315,44 @@ class Dispatcher:
         by_recipient: dict[str, list[OutboundMessage]] = {}
         for message in batch:  # claimed in SalienteId order, which is the order they were written
             by_recipient.setdefault(message.telefono, []).append(message)
-        groups = await asyncio.gather(*(self._send_in_order(group) for group in by_recipient.values()))
-        results = [pair for group in groups for pair in group]
-        # One result is one UPDATE: autocommit, no BEGIN/COMMIT around it.
-        record = self.dbx.transaction if len(results) > 1 else self.dbx.single
-        await record(record_results, self.dbx.db.dialect, results, self.clock())
+        if len(by_recipient) == 1:  # the after-commit send: no tasks to gather
+            results = await self._send_in_order(batch)
+        else:
+            groups = await asyncio.gather(*(self._send_in_order(group) for group in by_recipient.values()))
+            results = [pair for group in groups for pair in group]
+        await self._record(results)
         now = time.monotonic()
         for _, result in results:
             if result.state == PENDING:  # record_results scheduled it this far ahead
                 heapq.heappush(self._retries, now + (result.retry_after_s or 1.0))
         return len(batch)
+
+    async def _record(self, results: list[tuple[OutboundMessage, SendResult]]) -> None:
+        """Record send results, grouped: the results of the sends that finish while a recording
+        is under way (or in the same turn of the event loop) are recorded together by the
+        next one, in one transaction; a lone result is one autocommit UPDATE. Under load the
+        after-commit sends cost one commit per group instead of one per message."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((results, waiter))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.ensure_future(self._record_waiting())
+        await waiter
+
+    async def _record_waiting(self) -> None:
+        while self._unrecorded:
+            waiting, self._unrecorded = self._unrecorded, []
+            results = [pair for group, _ in waiting for pair in group]
+            record = self.dbx.transaction if len(results) > 1 else self.dbx.single
+            try:
+                await record(record_results, self.dbx.db.dialect, results, self.clock())
+            except Exception as exc:  # each waiting sender sees the failure as its own
+                for _, waiter in waiting:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+            else:
+                for _, waiter in waiting:
+                    if not waiter.done():
+                        waiter.set_result(None)
 
     async def _send_in_order(self, messages: list[OutboundMessage]) -> list[tuple[OutboundMessage, SendResult]]:
         """One recipient's replies one after another; if one must wait, the later ones wait too."""

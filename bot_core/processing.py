@@ -78,6 +78,7 @@ class Outcome:
     # Replies committed already claimed by this worker (ENVIANDO, its lease): it sends them
     # right after the commit; the others (replies - len(claimed)) wait for the claim path.
     claimed: tuple[outbox.OutboundMessage, ...] = ()
+    recipient: str = ""  # where the replies go (the user's phone, else BSUID)
 
     @property
     def unclaimed(self) -> int:
@@ -87,7 +88,7 @@ class Outcome:
 class Processor:
     def __init__(self, dbx: DbExecutor, telemetry: Telemetry, intent: IntentService | None = None,
                  idle_minutes: int = 30, lease_seconds: float = 30.0, retry: RetryPolicy = RetryPolicy(),
-                 on_committed: Callable[[], None] | None = None, clock: Callable[[], datetime] = utcnow,
+                 on_committed: Callable[[str], None] | None = None, clock: Callable[[], datetime] = utcnow,
                  supervisors: frozenset[str] = frozenset(), smoke_phone: str | None = None):
         self.dbx = dbx
         self.dialect = dbx.db.dialect
@@ -96,7 +97,8 @@ class Processor:
         self.idle_minutes = idle_minutes
         self.lease = timedelta(seconds=lease_seconds)
         self.retry = retry
-        self.on_committed = on_committed or (lambda: None)
+        # Called with the recipient when a commit left replies for the claim path.
+        self.on_committed = on_committed or (lambda recipient: None)
         self.clock = clock
         self.supervisors = supervisors  # phones or BSUIDs that may read every ticket
         self.locks = KeyedLock()
@@ -166,7 +168,7 @@ class Processor:
                                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                                 **self.synthetic(message.telefono))
             if outcome.unclaimed:
-                self.on_committed()  # replies left to the claim path: wake the dispatcher
+                self.on_committed(outcome.recipient)  # replies left to the claim path: wake the dispatcher
         return outcome
 
     async def _interpret_kind(self, text: str, ai: Understood) -> Understood:
@@ -248,7 +250,7 @@ class Processor:
         for ticket, report_type in reports:
             self.telemetry.emit("report.created", telefono=user.key, ticket=ticket, report_type=report_type)
         return Outcome(message.message_id, "processed", transition.estado_anterior, transition.estado_nuevo,
-                       tuple(t for t, _ in reports), len(transition.replies), claimed)
+                       tuple(t for t, _ in reports), len(transition.replies), claimed, user.address)
 
 
 def read_user_and_session(cur: Any, dialect: str, message: InboundMessage,
