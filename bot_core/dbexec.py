@@ -84,8 +84,9 @@ class DbExecutor:
         return await self.single(fn, *args)
 
     async def single(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn`` issues exactly one statement, read or write: it runs in autocommit, where one
-        statement is atomic by itself, without the BEGIN and COMMIT round trips."""
+        """``fn`` runs in autocommit, without the BEGIN and COMMIT round trips: for one statement,
+        read or write, which is atomic by itself, or for statements that do not need to be
+        atomic together (each commits on its own)."""
         return await self._run(self._single_inline, self.run_single, fn, *args)
 
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:

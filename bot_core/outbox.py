@@ -330,8 +330,8 @@ class Dispatcher:
     async def _record(self, results: list[tuple[OutboundMessage, SendResult]]) -> None:
         """Record send results, grouped: the results of the sends that finish while a recording
         is under way (or in the same turn of the event loop) are recorded together by the
-        next one, in one transaction; a lone result is one autocommit UPDATE. Under load the
-        after-commit sends cost one commit per group instead of one per message."""
+        next one (see below). Under load the after-commit sends on SQLite cost one commit per
+        group instead of one per message."""
         waiter = asyncio.get_running_loop().create_future()
         self._unrecorded.append((results, waiter))
         if self._recorder is None or self._recorder.done():
@@ -342,7 +342,11 @@ class Dispatcher:
         while self._unrecorded:
             waiting, self._unrecorded = self._unrecorded, []
             results = [pair for group, _ in waiting for pair in group]
-            record = self.dbx.transaction if len(results) > 1 else self.dbx.single
+            # Each result is its own UPDATE, independent of the others: on a server database
+            # they run in autocommit (no BEGIN/COMMIT round trips); on SQLite, where a commit
+            # is the cost and there is no network, several go in one transaction.
+            grouped = len(results) > 1 and self.dbx.db.dialect == "sqlite"
+            record = self.dbx.transaction if grouped else self.dbx.single
             try:
                 await record(record_results, self.dbx.db.dialect, results, self.clock())
             except Exception as exc:  # each waiting sender sees the failure as its own
