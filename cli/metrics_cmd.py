@@ -61,7 +61,7 @@ def metrics(
     from cli.output import Console, render
     from kql import metrics as lib
     from kql.queries import load_queries, parse_timespan, select
-    from kql.render import iso, names_zone, parse_datetime, resolve_range
+    from kql.render import iso, names_zone, parse_datetime, resolve_range, whole_second_after
 
     check_choice("--output", output, OUTPUTS)
     queries = load_queries()
@@ -75,7 +75,7 @@ def metrics(
         chosen = [q for q in chosen if q.threshold] if not names else chosen
     if output == "csv" and len(chosen) > 1:
         raise ConfigError("--output csv holds one table: name one query (botctl metrics --list)")
-    now_at = parse_datetime(now, "--now") if now else datetime.now(timezone.utc).replace(microsecond=0)
+    now_at = parse_datetime(now, "--now") if now else whole_second_after(datetime.now(timezone.utc))
     time_range = resolve_range(now_at, since, from_, to)
     for flag, text in (("--from", from_), ("--to", to), ("--now", now)):
         if text and not names_zone(text):

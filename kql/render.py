@@ -103,6 +103,13 @@ def resolve_range(now: datetime, since: str | None = None, start: str | None = N
     return TimeRange(end_at - parse_timespan(since or "24h", "--since"), end_at, relative=end is None)
 
 
+def whole_second_after(moment: datetime) -> datetime:
+    """*moment* rounded up to a whole second: a range ``[from, to)`` ending "now" still holds the
+    events of the current second (rounding down dropped what happened just before the command)."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
 def bin_origin(start: datetime, width: timedelta) -> datetime:
     """The round bin boundary at or before *start* (multiples of *width* since the Unix epoch, UTC)."""
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -258,3 +258,22 @@ def test_an_empty_file_and_a_line_cut_short_are_read(capsys, tmp_path):
     code, out, _ = botctl(capsys, "concurrency_retries", "--file", str(path), "--now", "2024-05-01T12:00:00Z",
                           "-o", "json")
     assert code == 0 and sum(r["retries"] for r in json.loads(out)["queries"][0]["rows"]) == 3
+
+
+def test_a_range_ending_now_counts_what_happened_this_second(capsys, tmp_path):
+    """Without --now the range ends at the next whole second: an event of the current second,
+    just before the command, is in [from, to) (rounding now down left it out)."""
+    path = tmp_path / "now.jsonl"
+    write_scenario(path, Scenario(requests=[(200, 10.0), (403, 1.0)]), datetime.now(UTC),
+                   spacing=timedelta(microseconds=1))
+    code, out, _ = botctl(capsys, "error_rate", "--file", str(path), "--since", "1h", "--output", "json")
+    assert code == 0
+    (query,) = json.loads(out)["queries"]
+    assert sum(row["requests"] for row in query["rows"]) == 2
+
+
+def test_whole_second_after_rounds_up_only_a_fraction():
+    from kql.render import whole_second_after
+
+    assert whole_second_after(datetime(2024, 5, 1, 10, 7, 31, 1, tzinfo=UTC)) == datetime(2024, 5, 1, 10, 7, 32, tzinfo=UTC)
+    assert whole_second_after(datetime(2024, 5, 1, 10, 7, 31, tzinfo=UTC)) == datetime(2024, 5, 1, 10, 7, 31, tzinfo=UTC)
