@@ -394,3 +394,63 @@ def test_an_attestation_file_that_does_not_attest_names_itself_and_why(ev, db_ur
     result = run(ev, db_url)[0]["production-backup"]
     assert result.status == "error", result
     assert fragment in result.detail, result.detail
+
+
+def low_coverage_waived(ev, expires: str, **changes) -> None:
+    edit(ev, "coverage", evidence={"path": "cobertura-low.xml"}, waiver={
+        "reason": "legacy module", "approver": "cto", "expires": expires}, **changes)
+
+
+def test_a_waiver_covers_a_warning_too(ev, db_url):
+    low_coverage_waived(ev, "2025-06-30", severity="warn")
+    result = run(ev, db_url)[0]["coverage"]
+    assert result.status == "waived", result
+    assert result.detail == "line coverage 61.2% < 80% — waived by cto: legacy module"
+
+
+def test_a_waiver_ends_at_its_expiry_instant_and_then_names_itself(ev, db_url):
+    low_coverage_waived(ev, "2025-06-09")  # valid through 9 June: until 10 June 00:00 UTC
+    result = run(ev, db_url, now=datetime(2025, 6, 10, tzinfo=NOW.tzinfo))[0]["coverage"]
+    assert result.status == "fail" and result.waiver["active"] is False, result
+    assert result.detail == "line coverage 61.2% < 80% (waiver by cto was valid through 2025-06-09: ignored)"
+    edit(ev, "coverage", release_note=3)
+    result = run(ev, db_url, now=datetime(2025, 6, 9, 23, 59, tzinfo=NOW.tzinfo))[0]["coverage"]
+    assert (result.status, result.check, result.release_note) == ("waived", "coverage", 3), result
+
+
+def test_the_database_may_come_from_the_items_evidence(ev, db_url):
+    edit(ev, "migrations-applied", evidence={"db": db_url})
+    results = {r.id: r for r in evaluate(load_checklist(ev / "checklist.yaml"), Context(now=NOW))}
+    assert results["migrations-applied"].status == "pass", results["migrations-applied"]
+    assert results["migrations-applied"].evidence == db_url
+
+
+def test_a_flag_overrides_the_items_evidence_file(ev, db_url):
+    low = str(ev / "cobertura-low.xml")
+    results = {r.id: r for r in evaluate(load_checklist(ev / "checklist.yaml"),
+                                         Context(now=NOW, db=db_url, coverage=low))}
+    assert (results["coverage"].status, results["coverage"].evidence) == ("fail", low), results["coverage"]
+
+
+def test_an_item_skipped_without_evidence_names_none(ev):
+    edit(ev, "migrations-applied", skip="no database in this release")
+    result = evaluate(load_checklist(ev / "checklist.yaml"), Context(now=NOW))[0]
+    assert (result.status, result.evidence) == ("skip", None), result
+
+
+def test_an_in_memory_database_is_migrations_pending_not_a_missing_file(ev):
+    result = run(ev, "sqlite:///:memory:")[0]["migrations-applied"]
+    assert result.status == "fail" and result.detail.startswith("not applied: 000 pending"), result
+
+
+def test_edited_migrations_list_what_is_not_applied_and_the_first_three_problems(ev, db_url):
+    from bot_core.storage import open_database
+
+    db = open_database(db_url)
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            cur.execute("UPDATE botctl_schema_history SET checksum = 'edited'")
+    detail = run(ev, db_url)[0]["migrations-applied"].detail
+    parts = detail.split("; ")
+    assert parts[0].startswith("not applied: 000 changed, 001 changed"), detail
+    assert len(parts) == 4 and all("was edited after it was applied" in p for p in parts[1:]), detail
