@@ -454,3 +454,32 @@ def test_edited_migrations_list_what_is_not_applied_and_the_first_three_problems
     parts = detail.split("; ")
     assert parts[0].startswith("not applied: 000 changed, 001 changed"), detail
     assert len(parts) == 4 and all("was edited after it was applied" in p for p in parts[1:]), detail
+
+
+def failing(n: int) -> list[str]:
+    return [case("tests.unit.test_a", f"f{i}", '<failure message="f"/>') for i in range(1, n + 1)]
+
+
+def test_three_failures_are_all_named_and_a_fourth_is_an_ellipsis(ev, db_url):
+    junit(ev, *GREEN, *failing(3))
+    detail = run(ev, db_url)[0]["unit-tests"].detail
+    assert detail == "3 of 5 failed: tests.unit.test_a::f1, tests.unit.test_a::f2, tests.unit.test_a::f3"
+    junit(ev, *GREEN, *failing(4))
+    detail = run(ev, db_url)[0]["unit-tests"].detail
+    assert detail == "4 of 6 failed: tests.unit.test_a::f1, tests.unit.test_a::f2, tests.unit.test_a::f3 …"
+
+
+def test_no_testcases_of_any_prefix_names_every_prefix(ev, db_url):
+    junit(ev, case("tests.unit.test_a", "t1"), case("tests.unit.test_kql_kusto_parser", "k1"))
+    result = run(ev, db_url)[0]["integration-tests"]
+    assert result.status == "error"
+    assert result.detail == f"no testcases of tests.integration, tests.e2e in {ev / 'junit.xml'}"
+
+
+def test_one_executed_case_short_of_min_executed_is_not_evaluated(ev, db_url):
+    edit(ev, "integration-tests", evidence={"classnames": ["tests.integration", "tests.e2e", "tests.reliability"],
+                                            "min_executed": {"tests.reliability": 2}})
+    junit(ev, *GREEN, case("tests.reliability.test_reliability", "r1"))
+    result = run(ev, db_url)[0]["integration-tests"]
+    assert result.status == "error", result
+    assert result.detail == "only 1 test cases of tests.reliability executed, 2 required, so not evaluated"
