@@ -483,3 +483,9 @@ def test_one_executed_case_short_of_min_executed_is_not_evaluated(ev, db_url):
     result = run(ev, db_url)[0]["integration-tests"]
     assert result.status == "error", result
     assert result.detail == "only 1 test cases of tests.reliability executed, 2 required, so not evaluated"
+
+
+def test_a_testcase_without_a_classname_belongs_to_no_item(ev, db_url):
+    junit(ev, *GREEN, '<testcase name="orphan"><failure message="f"/></testcase>')
+    results, outcome = run(ev, db_url)
+    assert outcome == ("ready", 0), [(r.id, r.detail) for r in results.values() if r.status != "pass"]
