@@ -489,3 +489,21 @@ def test_a_testcase_without_a_classname_belongs_to_no_item(ev, db_url):
     junit(ev, *GREEN, '<testcase name="orphan"><failure message="f"/></testcase>')
     results, outcome = run(ev, db_url)
     assert outcome == ("ready", 0), [(r.id, r.detail) for r in results.values() if r.status != "pass"]
+
+
+def test_coverage_detail_says_which_side_of_the_bar(ev, db_url):
+    assert run(ev, db_url)[0]["coverage"].detail == "line coverage 84.3% >= 80%"
+
+
+def test_a_burst_with_several_problems_lists_each_and_cuts_long_violations(ev, db_url):
+    violations = ["1 inbox rows not processed after the drain (e.g. wamid." + "A" * 120 + ")",
+                  "2 duplicate reports"]
+    patch_json(ev, "loadtest.json", **{"burst.size": 50, "verify.ok": False, "verify.violations": violations})
+    detail = run(ev, db_url)[0]["concurrency"].detail
+    assert detail == "burst of 50 < 100; verify failed: " + "; ".join(violations)[:200], detail
+
+
+def test_alerts_evidence_that_is_not_an_object_is_not_an_arm_template(ev, db_url):
+    (ev / "alerts.json").write_text("[1, 2, 3]")
+    result = run(ev, db_url)[0]["alerts-exported"]
+    assert result.status == "error" and result.detail == f"{ev / 'alerts.json'} is not an ARM template (no resources)"
