@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, list[str]] = {
     "ops/loadtest/verify.py": ["tests/integration/test_verify_rules.py"],
-    "ops/checklist.py": ["tests/unit/test_checklist.py", "tests/unit/test_checklist_evidence.py"],
+    "ops/checklist.py": ["tests/unit/test_checklist.py", "tests/unit/test_checklist_evidence.py",
+                         "tests/unit/test_checklist_dialect.py"],
     "migrations/introspect.py": ["tests/integration/test_introspect_diff.py"],
     "bot_core/inbox.py": ["tests/integration/test_inbox_sessions.py", "tests/integration/test_processing.py"],
     "bot_core/sessions.py": ["tests/integration/test_inbox_sessions.py", "tests/integration/test_processing.py"],
