@@ -507,3 +507,45 @@ def test_alerts_evidence_that_is_not_an_object_is_not_an_arm_template(ev, db_url
     (ev / "alerts.json").write_text("[1, 2, 3]")
     result = run(ev, db_url)[0]["alerts-exported"]
     assert result.status == "error" and result.detail == f"{ev / 'alerts.json'} is not an ARM template (no resources)"
+
+
+def load_error(ev, item_id: str, **changes) -> str:
+    edit(ev, item_id, **changes)
+    with pytest.raises(ConfigError) as caught:
+        load_checklist(ev / "checklist.yaml")
+    return str(caught.value).split(f"item {item_id!r}: ", 1)[1]
+
+
+@pytest.mark.parametrize("item_id, changes, message", [
+    ("coverage", {"evidence": {"foo": 1, "bar": 2}},
+     "unknown evidence key(s) bar, foo for check coverage (known: path, min_line_rate)"),
+    ("tech-lead-approval", {"evidence": {"ref": None, "expires": None}},
+     "attestation is missing ref, expires (it needs by, at, ref, expires, or 'path' to a file holding them)"),
+    ("tech-lead-approval", {"evidence": {"ref": ""}},
+     "attestation is missing ref (it needs by, at, ref, expires, or 'path' to a file holding them)"),
+    ("tech-lead-approval", {"evidence": {"foo": 1, "bar": 2}},
+     "attestation has unknown key(s) bar, foo (it needs by, at, ref, expires, or 'path' to a file holding them)"),
+    ("tech-lead-approval", {"evidence": {"at": "soon"}}, "attestation at: 'soon' is not an ISO date or datetime"),
+    ("tech-lead-approval", {"evidence": {"expires": 5}}, "attestation expires: expected an ISO date or datetime, not 5"),
+])
+def test_a_bad_evidence_or_attestation_is_one_exact_line(ev, item_id, changes, message):
+    assert load_error(ev, item_id, **changes) == message
+
+
+def test_min_executed_of_one_is_a_valid_floor(ev):
+    edit(ev, "integration-tests", evidence={"min_executed": {"tests.e2e": 1}})
+    assert load_checklist(ev / "checklist.yaml").items[2].evidence["min_executed"] == {"tests.e2e": 1}
+
+
+def test_an_attestation_is_dated_in_utc_whatever_the_machines_zone(ev, db_url, monkeypatch):
+    import time as clock
+
+    edit(ev, "docs-updated", evidence={"at": "2025-06-02T23:30:00-05:00"})
+    monkeypatch.setenv("TZ", "America/Mexico_City")
+    clock.tzset()
+    try:
+        detail = run(ev, db_url)[0]["docs-updated"].detail
+    finally:
+        monkeypatch.undo()
+        clock.tzset()
+    assert detail.startswith("attested by luis.mora on 2025-06-03 (ref PR#124)"), detail
