@@ -549,3 +549,20 @@ def test_an_attestation_is_dated_in_utc_whatever_the_machines_zone(ev, db_url, m
         monkeypatch.undo()
         clock.tzset()
     assert detail.startswith("attested by luis.mora on 2025-06-03 (ref PR#124)"), detail
+
+
+def test_rehearsal_details_name_every_differing_step_and_every_missing_migration(ev, db_url):
+    patch_json(ev, "rehearsal.json", identical=False, **{"steps.1.differences": ["x"], "steps.4.differences": ["y"]})
+    assert run(ev, db_url)[0]["rollback-rehearsed"].detail == "schemas differ after: up --to 001, down --to 002"
+    patch_json(ev, "rehearsal.json", **{"steps.1.differences": [], "steps.4.differences": []})
+    assert run(ev, db_url)[0]["rollback-rehearsed"].detail == "schemas differ after: (steps not listed)"
+    patch_json(ev, "rehearsal.json", identical=True, versions=["000", "001", "002"])
+    detail = run(ev, db_url)[0]["rollback-rehearsed"].detail
+    assert detail.startswith("rehearsal predates migration(s) 003, 004"), detail
+
+
+def test_a_rehearsal_without_a_server_version_names_only_its_dialect(ev, db_url):
+    patch_json(ev, "rehearsal.json", server_version=None)
+    edit(ev, "rollback-rehearsed", evidence={"dialect": "mssql"})
+    detail = run(ev, db_url)[0]["rollback-rehearsed"].detail
+    assert detail.startswith("rehearsed on sqlite; this release targets mssql"), detail
