@@ -566,3 +566,40 @@ def test_a_rehearsal_without_a_server_version_names_only_its_dialect(ev, db_url)
     edit(ev, "rollback-rehearsed", evidence={"dialect": "mssql"})
     detail = run(ev, db_url)[0]["rollback-rehearsed"].detail
     assert detail.startswith("rehearsed on sqlite; this release targets mssql"), detail
+
+
+ITEM = {"id": "x", "title": "X", "severity": "blocker", "kind": "automated", "check": "coverage"}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"foo": 1, "bar": 2}, "unknown key(s) bar, foo "
+     "(known: check, evidence, id, kind, release_note, severity, skip, title, waiver)"),
+    ({"title": 5}, "'title' is required"),
+    ({"title": "  "}, "'title' is required"),
+    ({"id": "Bad_Id"}, "id must be lower-case letters, digits and dashes"),
+    ({"severity": "high"}, "severity must be one of blocker, warn, info, not 'high'"),
+    ({"kind": "manual"}, "kind must be one of automated, attestation, not 'manual'"),
+    ({"evidence": [1]}, "'evidence' must be a mapping"),
+    ({"waiver": "soon"}, "'waiver' must be a mapping of reason, approver, expires"),
+    ({"waiver": {"reason": "r"}}, "waiver is missing approver, expires (a waiver needs reason, approver, expires)"),
+    ({"waiver": {"reason": "", "approver": "a", "expires": "2025-07-01"}},
+     "waiver is missing reason (a waiver needs reason, approver, expires)"),
+    ({"waiver": {"reason": "r", "approver": "a", "expires": "2025-07-01", "foo": 1, "bar": 2}},
+     "waiver has unknown key(s) bar, foo (a waiver needs reason, approver, expires)"),
+    ({"waiver": {"reason": "r", "approver": "a", "expires": "soon"}},
+     "waiver expires: 'soon' is not an ISO date or datetime"),
+])
+def test_a_bad_item_is_one_exact_line_naming_its_line_and_id(tmp_path, changes, message):
+    path = tmp_path / "checklist.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "items": [{**ITEM, **changes}]}, sort_keys=False))
+    with pytest.raises(ConfigError) as caught:
+        load_checklist(path)
+    assert str(caught.value) == f"{path} line 3: item {changes.get('id', 'x')!r}: {message}"
+
+
+def test_an_item_that_is_not_a_mapping_is_named_by_its_position(tmp_path):
+    path = tmp_path / "checklist.yaml"
+    path.write_text("version: 1\nitems:\n  - just a string\n")
+    with pytest.raises(ConfigError) as caught:
+        load_checklist(path)
+    assert str(caught.value) == f"{path} line 0: each item must be a mapping"
