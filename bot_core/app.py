@@ -305,7 +305,7 @@ class Bot:
         while not self._stopping:
             wait = interval
             try:
-                due = await self.dbx.read(pending_work.next_due)
+                due = await self.dbx.single(pending_work.next_due)
             except Exception as exc:
                 self.telemetry.emit("operation.degraded", operation="sweep_inbox", error_type=type(exc).__name__)
                 due = pending_work.NextDue(None, None)
@@ -381,7 +381,7 @@ class Bot:
         """None when healthy, else a short reason code (``database``, ``migrations``) that is
         all a caller learns; the details go to the log, once per change."""
         try:
-            await self.dbx.read(self._health)  # a kept connection, no write lock
+            await self.dbx.single(self._health)  # a kept connection, no write lock
         except Exception as exc:
             return self._unhealthy("database", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
         if self.pending_migrations is not None:

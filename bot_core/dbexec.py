@@ -78,13 +78,9 @@ class DbExecutor:
                 raise DatabaseUnavailable(f"database error: {_one_line(exc)}") from None
             raise
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """A read-only statement outside a transaction (see ``Database.autocommit``) on a
-        connection this executor keeps: no new connection per call, no BEGIN IMMEDIATE."""
-        return await self.single(fn, *args)
-
     async def single(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn`` runs in autocommit, without the BEGIN and COMMIT round trips: for one statement,
+        """``fn`` runs in autocommit, without the BEGIN and COMMIT round trips, on a connection
+        this executor keeps (no new connection per call, no BEGIN IMMEDIATE): for one statement,
         read or write, which is atomic by itself, or for statements that do not need to be
         atomic together (each commits on its own)."""
         return await self._run(self._single_inline, self.run_single, fn, *args)

@@ -53,8 +53,12 @@ class Identity:
 
 USER_COLUMNS = ("ClaveUsuario", "Telefono", "UsuarioId", "UsuarioIdPadre")
 _SELECT = f"SELECT {', '.join(USER_COLUMNS)} FROM Usuarios"
-# The users a message may be: by its BSUID, by its phone, or the one holding its base key.
-CANDIDATES = "UsuarioId = ? OR Telefono = ? OR ClaveUsuario = ?"
+
+
+def candidates_where(table: str = "") -> str:
+    """The users a message may be: by its BSUID, by its phone, or the one holding its base key
+    (parameters: ``candidate_params``); ``table`` qualifies the columns (``"u."``) in a join."""
+    return f"{table}UsuarioId = ? OR {table}Telefono = ? OR {table}ClaveUsuario = ?"
 
 
 def _row(row: Any) -> Identity:
@@ -74,7 +78,7 @@ def resolve(cur: Any, dialect: str, telefono: str | None, user_id: str | None, p
             now: datetime, candidates: list[Identity] | None = None) -> Identity:
     """The user a message comes from, linking its phone and BSUID; creates the user if new.
 
-    ``candidates``: the rows of ``CANDIDATES`` when the caller read them already (in a read
+    ``candidates``: the rows of ``candidates_where()`` when the caller read them already (in a read
     of its own that brings more, see ``processing.read_user_and_session``).
     Runs in the commit's transaction. A concurrent first message of the same user makes
     the INSERT fail on a unique key: ConcurrencyError, and the caller retries from a fresh read."""
@@ -83,7 +87,7 @@ def resolve(cur: Any, dialect: str, telefono: str | None, user_id: str | None, p
     base = base_key(telefono, user_id)  # a new user's key, unless an older user holds it
     if candidates is None:
         # One read finds the user by BSUID or phone and whether ``base`` is taken as a key.
-        cur.execute(f"{_SELECT} WHERE {CANDIDATES}", candidate_params(telefono, user_id))
+        cur.execute(f"{_SELECT} WHERE {candidates_where()}", candidate_params(telefono, user_id))
         candidates = [_row(r) for r in cur.fetchall()]
     rows = candidates
     by_bsuid = next((r for r in rows if user_id and r.user_id == user_id), None)

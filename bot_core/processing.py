@@ -261,10 +261,9 @@ def read_user_and_session(cur: Any, dialect: str, message: InboundMessage,
     users = ", ".join(f"u.{c}" for c in identity.USER_COLUMNS)
     nulls = ", ".join("NULL" for _ in identity.USER_COLUMNS)
     session = ", ".join(f"s.{c}" for c in ("Telefono", *SESSION_COLUMNS))
-    where = " OR ".join(f"u.{term}" for term in identity.CANDIDATES.split(" OR "))
     params = identity.candidate_params(message.telefono, message.user_id)
     cur.execute(f"SELECT {users}, {session} FROM Usuarios u LEFT JOIN SesionesChat s ON s.Telefono = u.ClaveUsuario "
-                f"WHERE {where} UNION ALL SELECT {nulls}, {session} FROM SesionesChat s WHERE s.Telefono = ?",
+                f"WHERE {identity.candidates_where('u.')} UNION ALL SELECT {nulls}, {session} FROM SesionesChat s WHERE s.Telefono = ?",
                 (*params, params[-1]))
     width = len(identity.USER_COLUMNS)
     rows = cur.fetchall()

@@ -80,7 +80,7 @@ def exercise(tmp_path, healthy: bool = True) -> list[str]:
         stale = inbound(meta.text_message(OTHER, "sigo aquí", wamid="wamid.T4"))[0]
         now = utcnow()
         await bot.dbx.transaction(inbox.register_inbound, "mssql", stale, now, now)
-        due = await bot.dbx.read(pending_work.next_due)
+        due = await bot.dbx.single(pending_work.next_due)
         assert due.inbox is not None and due.outbox is not None  # the stale row, the failed send
         await asyncio.sleep(0.3)  # the failed send's retry time and the stale lease pass
         result = await bot.run_round(5.0)
