@@ -9,7 +9,9 @@ ASGI lifespan startup). Timed from the first line of the child, before any impor
 response; the interpreter's own start is the same for both and left out.
 
 * target: deploy/azure-functions/function_app.py on a migrated SQLite file, settings from
-  the environment, the Graph API sender pointed at a fake Graph API on loopback; first
+  the environment as a Function App has it (no SSL_CERT_FILE or SSL_CERT_DIR, which some
+  machines set for their tools: the outbound clients then trust the system's hashed CA
+  directory, bot_core/tls.py), the Graph API sender pointed at a fake Graph API on loopback; first
   request a signed webhook with one text message, processed and its reply sent inline (the
   real first request, not a health probe). Without APPLICATIONINSIGHTS_CONNECTION_STRING:
   App Insights (azure-monitor-opentelemetry) is not loaded here, and would add its own
@@ -53,11 +55,16 @@ import azure.functions as func
 (http,) = [f for f in module.app.get_functions() if f.get_function_name() == "http_app_func"]
 body = open(sys.argv[2], "rb").read()
 headers = json.loads(open(sys.argv[3]).read())
-response = asyncio.run(http.get_user_function()(func.HttpRequest("POST", "http://localhost/webhook",
-                                                                  headers=headers, body=body), None))
+# The worker's event loop lives on after a request (no asyncio.run: its teardown would also
+# time the ASGI lifespan's shutdown, which a serving instance does not run).
+loop = asyncio.new_event_loop()
+response = loop.run_until_complete(http.get_user_function()(func.HttpRequest("POST", "http://localhost/webhook",
+                                                                             headers=headers, body=body), None))
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 assert response.status_code == 200, (response.status_code, response.get_body())
-print(json.dumps({"seconds": elapsed, "cpu": cpu, "body": response.get_body().decode()}))
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "body": response.get_body().decode()}), flush=True)
+import os
+os._exit(0)  # not a shutdown either: the app's executor threads would keep the process waiting
 """
 
 BARE = '''
@@ -108,6 +115,8 @@ def main() -> None:
                     "BOTCTL_WHATSAPP_TOKEN": "cold-start-token", "BOTCTL_WHATSAPP_PHONE_NUMBER_ID": "1234567890",
                     "BOTCTL_WHATSAPP_BASE_URL": graph.url})
         env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):  # this machine sets them for its tools; a Function App does not
+            env.pop(name, None)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
         target_file = os.path.join(ROOT, "deploy", "azure-functions", "function_app.py")

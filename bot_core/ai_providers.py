@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any, Protocol
 
 import httpx
@@ -86,12 +87,13 @@ class OpenAIChatClient:
     provider = "openai"
     AZURE_API_VERSION = "2024-10-21"
 
-    def __init__(self, base_url: str, api_key: str, model: str, http: httpx.AsyncClient | None = None):
+    def __init__(self, base_url: str, api_key: str, model: str, http: httpx.AsyncClient | None = None,
+                 verify: ssl.SSLContext | bool = True):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.azure = ".openai.azure.com" in self.base_url
         headers = {"api-key": api_key} if self.azure else {"Authorization": f"Bearer {api_key}"}
-        self.http = http or httpx.AsyncClient(headers=headers, limits=httpx.Limits(max_connections=32))
+        self.http = http or httpx.AsyncClient(headers=headers, limits=httpx.Limits(max_connections=32), verify=verify)
         if http is not None:
             self.http.headers.update(headers)
 
@@ -116,10 +118,11 @@ class GeminiClient:
 
     provider = "gemini"
 
-    def __init__(self, base_url: str, api_key: str, model: str, http: httpx.AsyncClient | None = None):
+    def __init__(self, base_url: str, api_key: str, model: str, http: httpx.AsyncClient | None = None,
+                 verify: ssl.SSLContext | bool = True):
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.http = http or httpx.AsyncClient(limits=httpx.Limits(max_connections=32))
+        self.http = http or httpx.AsyncClient(limits=httpx.Limits(max_connections=32), verify=verify)
         self.http.headers.update({"x-goog-api-key": api_key})
 
     async def complete_json(self, system: str, user: str) -> dict[str, Any]:
@@ -216,8 +219,10 @@ class AIIntentService:
         await self.client.aclose()
 
 
-def build_intent_service(config: Any, telemetry: Telemetry):
-    """The IntentService the configuration names: ``rules`` (default), ``openai`` or ``gemini``."""
+def build_intent_service(config: Any, telemetry: Telemetry, verify: ssl.SSLContext | bool = True):
+    """The IntentService the configuration names: ``rules`` (default), ``openai`` or ``gemini``.
+
+    ``verify``: the trust for the provider's HTTPS (``bot_core.tls.outbound_tls``)."""
     from bot_core.intent import RulesIntentService
 
     provider = config.get("ai.provider")
@@ -232,7 +237,7 @@ def build_intent_service(config: Any, telemetry: Telemetry):
         raise ConfigError(f"ai.provider {provider} needs BOTCTL_AI_API_KEY (or ai.api_key_file)")
     if not model:
         raise ConfigError(f"ai.provider {provider} needs ai.model")
-    client = (OpenAIChatClient if provider == "openai" else GeminiClient)(base_url, key, model)
+    client = (OpenAIChatClient if provider == "openai" else GeminiClient)(base_url, key, model, verify=verify)
     breaker = CircuitBreaker(f"ai-{provider}", telemetry, failure_threshold=config.get("ai.breaker_failures"),
                              reset_timeout_s=config.get("ai.breaker_reset_seconds"),
                              success_threshold=config.get("ai.breaker_half_open_successes"),

@@ -8,6 +8,7 @@ the caller: bot_core does not import ``migrations``.
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any, Callable
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from bot_core.errors import ConfigError
 from bot_core.secrets import is_loopback, resolve_hash_key, resolve_secrets
 from bot_core.storage import database_from_config
 from bot_core.telemetry import LOGGER_NAME, JsonlSink, Telemetry
+from bot_core.tls import outbound_tls
 
 def build_telemetry(config: Config, local_dev: bool, sink_path: str | None = None) -> Telemetry:
     """Telemetry keyed by ``hash_key``: required (16+ characters) outside local development."""
@@ -33,7 +35,7 @@ def build_telemetry(config: Config, local_dev: bool, sink_path: str | None = Non
 LOCAL_GRAPH_TOKEN, LOCAL_GRAPH_NUMBER = "botctl-local-graph", "local"
 
 
-def build_sender(config: Config, telemetry: Telemetry):
+def build_sender(config: Config, telemetry: Telemetry, verify: ssl.SSLContext | bool = True):
     """The Graph API sender when a token and phone number id are configured, else the local one.
 
     A ``whatsapp.base_url`` on loopback is a local stand-in (``botctl chat`` runs one): it needs
@@ -53,7 +55,7 @@ def build_sender(config: Config, telemetry: Telemetry):
         token, number = LOCAL_GRAPH_TOKEN, LOCAL_GRAPH_NUMBER
     if not (token and number):
         raise ConfigError("the Graph API sender needs both BOTCTL_WHATSAPP_TOKEN and whatsapp.phone_number_id")
-    return GraphApiSender(base_url, config.get("whatsapp.api_version"), number, token, telemetry)
+    return GraphApiSender(base_url, config.get("whatsapp.api_version"), number, token, telemetry, verify=verify)
 
 
 def settings_from_config(config: Config, app_secret: str, verify_token: str) -> BotSettings:
@@ -80,7 +82,8 @@ def create_app_from_config(config: Config, host: str | None = None,
     secret, token = resolve_secrets(config, host)
     telemetry = build_telemetry(config, is_loopback(host))
     db = database_from_config(config)
-    overrides.setdefault("intent", build_intent_service(config, telemetry))
-    overrides.setdefault("sender", build_sender(config, telemetry))
+    tls = outbound_tls()  # one trust store for every outbound client (see bot_core/tls.py)
+    overrides.setdefault("intent", build_intent_service(config, telemetry, tls))
+    overrides.setdefault("sender", build_sender(config, telemetry, tls))
     return create_app(db, settings_from_config(config, secret, token), telemetry,
                       pending_migrations=pending_migrations, **overrides)

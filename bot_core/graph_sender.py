@@ -16,6 +16,7 @@ dispatcher records it and the outbox row waits for its next attempt:
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from typing import Any, Callable
 
@@ -57,10 +58,12 @@ def message_payload(message: OutboundMessage) -> dict[str, Any]:
 class GraphApiSender:
     def __init__(self, base_url: str, api_version: str, phone_number_id: str, token: str, telemetry: Telemetry,
                  client: httpx.AsyncClient | None = None, timeout_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random):
+                 clock: Callable[[], float] = time.monotonic, rng: Callable[[], float] = random.random,
+                 verify: ssl.SSLContext | bool = True):
         self.url = f"{base_url.rstrip('/')}/{api_version}/{phone_number_id}/messages"
         self.telemetry = telemetry
-        self.http = client or httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=16))
+        self.http = client or httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=16),
+                                                verify=verify)
         self.http.headers["Authorization"] = f"Bearer {token}"
         self.clock = clock
         self.rng = rng

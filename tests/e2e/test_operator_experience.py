@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import ROOT, botctl
 from tests.e2e.servers import APP_SECRET, BotServer
 from tests.support.fake_http import free_port
+from tests.support.tls import self_signed
 
 pytestmark = [pytest.mark.e2e]
 
@@ -131,37 +132,10 @@ def test_loadtest_equipment_the_server_lacks_is_explained_and_another_code_works
     assert "`botctl serve --demo`" in missing.stderr and "--equipment CODE" in missing.stderr
 
 
-def _self_signed(tmp_path) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, as PEM files."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
-
 def test_loadtest_speaks_https(tmp_path):
     """The bot app behind uvicorn's TLS; trusted through SSL_CERT_FILE, refused in one line otherwise."""
     pytest.importorskip("cryptography", reason="cryptography (with the azure extra) makes the test certificate")
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     url = _served_db(tmp_path)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}

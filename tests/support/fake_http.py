@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import threading
 from typing import Any, Callable
 
@@ -24,10 +25,11 @@ def free_port() -> int:
 
 
 class FakeHttpServer:
-    def __init__(self, respond: Callable[..., Any]):
+    def __init__(self, respond: Callable[..., Any], tls: ssl.SSLContext | None = None):
         self.respond = respond
+        self.tls = tls  # a server context: the fake speaks HTTPS
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.requests: list[dict[str, Any]] = []
         self.open_connections = 0
         self.loop = asyncio.new_event_loop()
@@ -75,7 +77,7 @@ class FakeHttpServer:
                 writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
                              f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, ValueError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError, ValueError, ssl.SSLError):
             pass
         finally:
             self.open_connections -= 1
@@ -83,7 +85,8 @@ class FakeHttpServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self._server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port,
+                                                                             ssl=self.tls))
         self._ready.set()
         self.loop.run_forever()
 
@@ -114,11 +117,12 @@ class FakeAI(FakeHttpServer):
     """OpenAI-compatible /chat/completions and Gemini :generateContent, in one of these modes:
     ok | slow (answers after ``delay_s``) | hang | 500 | invalid-json | close."""
 
-    def __init__(self, mode: str = "ok", delay_s: float = 0.0, answer: dict | None = None):
+    def __init__(self, mode: str = "ok", delay_s: float = 0.0, answer: dict | None = None,
+                 tls: ssl.SSLContext | None = None):
         self.mode, self.delay_s = mode, delay_s
         self.answer = answer or {"intent": "REPORTE_REFRIGERADOR", "confidence": 0.9, "codigo_sap": "4001234",
                                  "problema": "no enfría"}
-        super().__init__(self._respond)
+        super().__init__(self._respond, tls)
 
     def _respond(self, method: str, path: str, headers: dict, body: Any):
         mode = self.mode
@@ -141,11 +145,11 @@ class FakeGraph(FakeHttpServer):
 
     ERROR_STATUS = {130429: 400, 131056: 400, 190: 401, 131000: 500, 131016: 503, 133004: 503}
 
-    def __init__(self, script: list | None = None, default: Any = "ok"):
+    def __init__(self, script: list | None = None, default: Any = "ok", tls: ssl.SSLContext | None = None):
         self.script = list(script or [])
         self.default = default
         self.sent = 0
-        super().__init__(self._respond)
+        super().__init__(self._respond, tls)
 
     def _respond(self, method: str, path: str, headers: dict, body: Any):
         answer = self.script.pop(0) if self.script else self.default
