@@ -17,6 +17,7 @@ import yaml
 
 from bot_core.errors import ConfigError
 from migrations.runner import MigrationRunner
+from migrations.scripts import load_migrations
 from ops.checklist import Context, evaluate, headline, load_checklist, report
 from tests.conftest import ROOT
 from tests.unit.test_checklist import NOW, db_url, edit, ev, patch_json, run  # noqa: F401 - fixtures
@@ -209,7 +210,8 @@ def test_a_rolled_back_database_fails_migrations_applied(ev, db_url):
 
     MigrationRunner(open_database(db_url)).down(to=2)
     result = run(ev, db_url)[0]["migrations-applied"]
-    assert result.status == "fail" and "not applied: 003" in result.detail
+    pending = ", ".join(f"{m.version_label} pending" for m in load_migrations("sqlite")[3:])
+    assert (result.status, result.detail) == ("fail", f"not applied: {pending}")
 
 
 def test_attestation_from_a_yaml_file_and_a_bad_one(ev, db_url):
@@ -451,9 +453,11 @@ def test_edited_migrations_list_what_is_not_applied_and_the_first_three_problems
         with db.transaction(conn) as cur:
             cur.execute("UPDATE botctl_schema_history SET checksum = 'edited'")
     detail = run(ev, db_url)[0]["migrations-applied"].detail
-    parts = detail.split("; ")
-    assert parts[0].startswith("not applied: 000 changed, 001 changed"), detail
-    assert len(parts) == 4 and all("was edited after it was applied" in p for p in parts[1:]), detail
+    edited = "was edited after it was applied (checksum differs)"
+    changed = ", ".join(f"{m.version_label} changed" for m in load_migrations("sqlite"))
+    assert detail == (f"not applied: {changed}; "
+                      f"000_baseline.up.sql {edited}; 001_add_version_column.up.sql {edited}; "
+                      f"002_improve_deduplication.up.sql {edited}"), detail
 
 
 def failing(n: int) -> list[str]:
@@ -588,6 +592,15 @@ ITEM = {"id": "x", "title": "X", "severity": "blocker", "kind": "automated", "ch
      "waiver has unknown key(s) bar, foo (a waiver needs reason, approver, expires)"),
     ({"waiver": {"reason": "r", "approver": "a", "expires": "soon"}},
      "waiver expires: 'soon' is not an ISO date or datetime"),
+    ({"check": None},
+     "an automated item needs 'check' (migrations, junit, coverage, loadtest, burst, alerts, rehearsal)"),
+    ({"check": "pytest"}, "check must be one of migrations, junit, coverage, loadtest, burst, alerts, rehearsal, "
+                          "not 'pytest'"),
+    ({"kind": "attestation"}, "an attestation has no 'check'"),
+    ({"skip": "   "}, "'skip' must be the reason the item does not apply"),
+    ({"skip": 5}, "'skip' must be the reason the item does not apply"),
+    ({"release_note": 0}, "'release_note' must be the release note's item number"),
+    ({"release_note": True}, "'release_note' must be the release note's item number"),
 ])
 def test_a_bad_item_is_one_exact_line_naming_its_line_and_id(tmp_path, changes, message):
     path = tmp_path / "checklist.yaml"
@@ -603,3 +616,88 @@ def test_an_item_that_is_not_a_mapping_is_named_by_its_position(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_checklist(path)
     assert str(caught.value) == f"{path} line 0: each item must be a mapping"
+
+
+# --- the exact details an operator reads ---------------------------------------------------
+# The detail is the one line the release gate shows for an item: these pin it whole, so a
+# changed count, a lost clause or a stray separator cannot pass unseen.
+
+
+def _migrated(url: str) -> tuple[int, str]:
+    from bot_core.storage import open_database
+
+    MigrationRunner(open_database(url)).up()
+    labels = [m.version_label for m in load_migrations(url.split(":", 1)[0])]
+    return len(labels), labels[-1]
+
+
+def test_a_clean_sqlite_database_passes_saying_its_schema_was_compared(ev, db_url):
+    count, last = _migrated(db_url)
+    detail = run(ev, db_url)[0]["migrations-applied"].detail
+    assert detail == f"{count} migrations applied (at {last}), validate clean, schema equals a fresh install"
+
+
+def test_a_clean_postgresql_database_passes_without_a_schema_comparison(ev, pg_url):
+    """The fresh install to compare with is SQLite: only a SQLite database is compared."""
+    count, last = _migrated(pg_url)
+    result = run(ev, pg_url)[0]["migrations-applied"]
+    assert (result.status, result.detail) == ("pass", f"{count} migrations applied (at {last}), validate clean")
+
+
+def test_a_schema_drift_names_the_version_and_the_first_three_differences(ev, db_url):
+    from bot_core.storage import open_database
+
+    _, last = _migrated(db_url)
+    db = open_database(db_url)
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            for n in range(1, 5):
+                cur.execute(f"CREATE INDEX IX_Hotfix{n} ON Reportes (Estado)")
+    detail = run(ev, db_url)[0]["migrations-applied"].detail
+    assert detail == (f"schema differs from a fresh install at {last}: index Reportes.IX_Hotfix1 added; "
+                      "index Reportes.IX_Hotfix2 added; index Reportes.IX_Hotfix3 added"), detail
+
+
+def test_skipped_cases_are_counted_in_a_pass(ev, db_url):
+    junit(ev, *GREEN, case("tests.unit.test_a", "s1", '<skipped message="s"/>'),
+          case("tests.unit.test_a", "s2", '<skipped message="s"/>'))
+    assert run(ev, db_url)[0]["unit-tests"].detail == "2 passed, 2 skipped"
+
+
+def test_every_case_skipped_without_a_message_says_only_how_many(ev, db_url):
+    junit(ev, case("tests.unit.test_kql_kusto_parser", "k1", "<skipped/>"),
+          case("tests.unit.test_kql_kusto_parser", "k2", "<skipped/>"))
+    result = run(ev, db_url)[0]["kql-valid"]
+    assert (result.status, result.detail) == ("error", "2 of 2 skipped, so not evaluated")
+
+
+def test_a_long_skip_message_is_cut_at_120_characters(ev, db_url):
+    why = "psqlODBC is not installed " + "x" * 200
+    junit(ev, case("tests.unit.test_kql_kusto_parser", "k1", f'<skipped message="  {why}  "/>'))
+    detail = run(ev, db_url)[0]["kql-valid"].detail
+    assert detail == f"1 of 1 skipped, so not evaluated (first: {why[:120]})", detail
+
+
+def test_failed_verify_violations_are_cut_at_200_characters(ev, db_url):
+    violations = ["1 inbox rows not processed after the drain (e.g. " + "wamid.A" * 40 + ")"]
+    patch_json(ev, "loadtest.json", **{"verify.ok": False, "verify.violations": violations})
+    detail = run(ev, db_url)[0]["concurrency"].detail
+    assert len(violations[0]) > 201 and detail == "verify failed: " + violations[0][:200], detail
+
+
+REHEARSED = "up → down → up on sqlite: schemas identical (8 steps, 2025-06-01T10:00:00+00:00)"
+
+
+@pytest.mark.parametrize("target, flag, detail", [
+    (None, None, REHEARSED),
+    ("sqlite", None, REHEARSED),
+    ("sqlite", "sqlite", REHEARSED),
+    (None, "sqlite", REHEARSED),
+    ("mssql", "sqlite", REHEARSED + "; NOT the release's target mssql (accepted by --rehearsal-dialect sqlite)"),
+])
+def test_a_rehearsal_pass_names_a_stand_in_only_when_one_was_accepted(ev, db_url, target, flag, detail):
+    if target:
+        edit(ev, "rollback-rehearsed", evidence={"dialect": target})
+    results = evaluate(load_checklist(ev / "checklist.yaml"), Context(now=NOW, db=db_url, rehearsal_dialect=flag))
+    result = next(r for r in results if r.id == "rollback-rehearsed")
+    assert (result.status, result.detail) == ("pass", detail)
