@@ -43,6 +43,7 @@ INTENTS = (
     CANCELAR, CONFIRMAR, NEGAR, CONSULTAR_ESTADO, OTRO,
 )  # fmt: skip
 ENTITY_KEYS = ("codigo_sap", "numero_empleado", "placa", "problema", "ticket")
+_INTENT_SET, _ENTITY_KEY_SET = frozenset(INTENTS), frozenset(ENTITY_KEYS)  # membership tests per value built
 SOURCES = ("rules", "ai", "fallback")
 
 REFRIGERADOR, VEHICULO = "REFRIGERADOR", "VEHICULO"
@@ -63,9 +64,11 @@ ROWS_MAX, ROW_TITLE_MAX = 10, 24
 OPTION_ID_MAX = 200
 
 
-def _require(ok: bool, message: str) -> None:
+def _require(ok: bool, message: str, *args: object) -> None:
+    """Raise ValueError(message % args) unless ``ok``: the message is only formatted on failure
+    (these checks run for every value the core builds, several per message)."""
     if not ok:
-        raise ValueError(message)
+        raise ValueError(message % args if args else message)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class Inbound:
     ref_id: str | None = None  # the message an edit, revoke or reaction refers to
 
     def __post_init__(self) -> None:
-        _require(self.kind in KINDS, f"unknown inbound kind {self.kind!r}")
+        _require(self.kind in KINDS, "unknown inbound kind %r", self.kind)
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,9 @@ class Understanding:
     source: str = "rules"
 
     def __post_init__(self) -> None:
-        _require(self.intent in INTENTS, f"unknown intent {self.intent!r}")
-        _require(self.source in SOURCES, f"unknown source {self.source!r}")
-        _require(set(self.entities) <= set(ENTITY_KEYS), f"unknown entities {set(self.entities)}")
+        _require(self.intent in _INTENT_SET, "unknown intent %r", self.intent)
+        _require(self.source in SOURCES, "unknown source %r", self.source)
+        _require(self.entities.keys() <= _ENTITY_KEY_SET, "unknown entities %s", set(self.entities))
         _require(all(isinstance(v, str) for v in self.entities.values()), "entities must be str")
         _require(
             not math.isnan(self.confidence) and 0.0 <= self.confidence <= 1.0,
@@ -165,8 +168,8 @@ class Reply:
     options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        _require(self.kind in ("text", "buttons", "list"), f"unknown reply kind {self.kind!r}")
-        _require(0 < len(self.text) <= BODY_MAX, f"body must be 1..{BODY_MAX} characters")
+        _require(self.kind in ("text", "buttons", "list"), "unknown reply kind %r", self.kind)
+        _require(0 < len(self.text) <= BODY_MAX, "body must be 1..%d characters", BODY_MAX)
         ids = [option_id for option_id, _ in self.options]
         _require(len(set(ids)) == len(ids), "option ids must be unique")
         _require(all(0 < len(i) <= OPTION_ID_MAX for i in ids), "bad option id length")
@@ -175,11 +178,11 @@ class Reply:
             "buttons": (BUTTONS_MAX, BUTTON_TITLE_MAX),
             "list": (ROWS_MAX, ROW_TITLE_MAX),
         }[self.kind]
-        _require(len(self.options) <= most, f"{self.kind} takes at most {most} options")
-        _require(self.kind == "text" or self.options, f"{self.kind} needs options")
+        _require(len(self.options) <= most, "%s takes at most %d options", self.kind, most)
+        _require(self.kind == "text" or self.options, "%s needs options", self.kind)
         _require(
             all(0 < len(title) <= title_max for _, title in self.options),
-            f"{self.kind} option titles must be 1..{title_max} characters",
+            "%s option titles must be 1..%d characters", self.kind, title_max,
         )
 
 
@@ -207,7 +210,7 @@ class Transition:
     origen_accion: str
 
     def __post_init__(self) -> None:
-        _require(self.estado_nuevo in STATES, f"unknown state {self.estado_nuevo!r}")
+        _require(self.estado_nuevo in STATES, "unknown state %r", self.estado_nuevo)
         _require(len(self.replies) >= 1 or not self.effects, "a transition that creates a report replies")
-        _require(self.origen_accion in ORIGINS, f"bad origen_accion {self.origen_accion!r}")
+        _require(self.origen_accion in ORIGINS, "bad origen_accion %r", self.origen_accion)
         _require("\n" not in self.descripcion, "descripcion is one line")

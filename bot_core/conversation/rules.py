@@ -164,13 +164,31 @@ def understand_in_every_state(text: str | None, reply_id: str | None) -> dict[st
     if reply_id in INTENT_BY_REPLY_ID or not isinstance(text, str) or not text.strip():
         single = understand(text, reply_id, INICIO)
         return {estado: single for estado in STATES}
-    reading = _read(text)
-    by_class: dict[str, Understanding] = {}
+    reading = folded, _, words = _read(text)
+    refri_at, vehicle_at = _first(REFRI_WORD, words), _first(VEHICLE_WORD, words)
+    command = _command(folded, words, INICIO) is not None  # the same in every state but the problem ones
+    by_reading: dict[tuple[str | None, bool], Understanding] = {}
+    every: dict[str, Understanding] = {}
     for estado in STATES:
-        key = rules_state(estado)
-        if key not in by_class:
-            by_class[key] = _understand(text, *reading, key)
-    return {estado: by_class[rules_state(estado)] for estado in STATES}
+        key = _what_the_rules_read_of(estado, refri_at, vehicle_at, command)
+        if key not in by_reading:
+            by_reading[key] = _understand(text, *reading, rules_state(estado))
+        every[estado] = by_reading[key]
+    return every
+
+
+def _what_the_rules_read_of(estado: str, refri_at: int, vehicle_at: int, command: bool) -> tuple[str | None, bool]:
+    """All of ``estado`` that the rules' answer depends on, for a text whose first refrigerator
+    and vehicle keywords are at ``refri_at`` and ``vehicle_at`` and which is (``command``) or
+    is not a command outside the problem states: a *_ESPERA_PROBLEMA state itself (the whole
+    text is its description); a command, the same in every other state; otherwise the report
+    the text is about and whether an employee number is awaited (a text naming a refrigerator
+    reads the same in INICIO as in the vehicle flow, so it is understood once for both)."""
+    if estado in PROBLEM_STATES:
+        return estado, False
+    if command:
+        return "command", False
+    return _context(refri_at, vehicle_at, estado), estado == VEHICULO_ESPERA_EMPLEADO
 
 
 def _read(text: str) -> tuple[str, tuple[int, ...], list[str]]:
