@@ -47,6 +47,8 @@ MAX_MESSAGES_PER_REQUEST = 1000  # Meta batches a handful; more is not a deliver
 
 @dataclass(frozen=True)
 class RoundResult:
+    """What one timer round (Functions) or loop pass did."""
+
     swept: int  # inbox rows taken over
     processed: int
     sent: int  # outbox rows attempted
@@ -54,6 +56,8 @@ class RoundResult:
 
 @dataclass(frozen=True)
 class BotSettings:
+    """The bot's settings as the app factory needs them (from bot_core.config)."""
+
     app_secret: str
     verify_token: str
     mode: str = "inline"  # inline | queued

@@ -22,6 +22,8 @@ from bot_core.errors import ConfigError
 
 @dataclass(frozen=True)
 class Field:
+    """One configuration key: how its value is read, its default, whether it is a secret."""
+
     type: Callable[[Any], Any]
     default: Any = None
     secret: bool = False

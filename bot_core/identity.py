@@ -36,6 +36,8 @@ def is_bsuid(value: object) -> bool:
 
 @dataclass(frozen=True)
 class Identity:
+    """Who a user is: the key their rows use, and the phone and BSUIDs known for them."""
+
     key: str  # ClaveUsuario: what SesionesChat, MensajesChat, HistorialSesiones, Reportes are keyed by
     telefono: str | None = None
     user_id: str | None = None

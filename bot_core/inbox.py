@@ -43,6 +43,8 @@ OUTPUT inserted.Reintentos;"""
 
 @dataclass(frozen=True)
 class Registration:
+    """What recording an inbound message found: new, or a duplicate of one already stored."""
+
     message_id: str
     is_duplicate: bool
     retry_count: int

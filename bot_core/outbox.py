@@ -31,6 +31,8 @@ NOT_SENT_CODES = frozenset({"held", "throttled"})
 
 @dataclass(frozen=True)
 class OutboundMessage:
+    """A MensajesSalientes row leased for sending."""
+
     outbox_id: int
     message_id: str  # the inbound message it answers
     sequence: int
@@ -43,6 +45,8 @@ class OutboundMessage:
 
 @dataclass(frozen=True)
 class SendResult:
+    """What a send attempt came to: sent, to retry (and when), or failed for good."""
+
     state: str  # SENT, DELIVERED (local), PENDING (retry later) or FAILED
     wamid: str | None = None
     retry_after_s: float | None = None

@@ -28,6 +28,8 @@ _NEXT_DUE = (
 
 @dataclass(frozen=True)
 class NextDue:
+    """When the inbox and the outbox next have a row due (None: nothing waits)."""
+
     inbox: datetime | None  # the earliest an inbox row is claimable (None: nothing waits)
     outbox: datetime | None
 

@@ -28,6 +28,8 @@ class PermanentError(Exception):
 
 @dataclass
 class Outcome(Generic[T]):
+    """A guarded call's value (or its fallback) and how the call went."""
+
     value: T
     status: str  # ok | timeout | error | open
     attempts: int = 0
@@ -35,6 +37,8 @@ class Outcome(Generic[T]):
 
 @dataclass
 class CallPolicy:
+    """Deadline, budget, retries and breaker around one kind of outside call."""
+
     operation: str  # as the dashboards know it, e.g. "extractStructuredData"
     provider: str
     telemetry: Telemetry

@@ -69,6 +69,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How processing one inbound message ended, and the replies it committed."""
+
     message_id: str
     status: str  # processed | already-processed | deferred | failed
     state_from: str = ""

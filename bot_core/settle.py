@@ -22,6 +22,8 @@ NON_CRITICAL_OPERATIONS = frozenset({"understand_ai", "apply_statuses", "dispatc
 
 @dataclass
 class Operation:
+    """One awaitable to settle, with the fallback used when it fails."""
+
     name: str
     awaitable: Awaitable[Any]
     fallback: Any = None

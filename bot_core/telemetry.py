@@ -32,6 +32,8 @@ LOGGER_NAME = "botctl.events"
 
 @dataclass(frozen=True)
 class EventSpec:
+    """One event of the catalog: its level, required properties and message."""
+
     name: str
     level: int
     properties: tuple[str, ...]

@@ -73,6 +73,8 @@ def _require(ok: bool, message: str, *args: object) -> None:
 
 @dataclass(frozen=True)
 class Session:
+    """A user's SesionesChat row: the conversation state and what it has gathered."""
+
     telefono: str
     estado: str
     datos: Mapping[str, Any]
@@ -88,6 +90,8 @@ class Session:
 
 @dataclass(frozen=True)
 class Inbound:
+    """One message as the conversation core sees it (kind, text, a tapped option's id)."""
+
     message_id: str
     telefono: str
     kind: str
@@ -102,6 +106,8 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Understanding:
+    """What a message means: intent, entities, confidence, and who decided (rules, AI, fallback)."""
+
     intent: str
     entities: Mapping[str, str] = field(default_factory=dict)
     confidence: float = 1.0
@@ -120,6 +126,8 @@ class Understanding:
 
 @dataclass(frozen=True)
 class Equipo:
+    """An Equipos row: the equipment a refrigerator report names by its CodigoSAP."""
+
     equipo_id: int
     codigo_sap: str
     tipo: str
@@ -130,6 +138,8 @@ class Equipo:
 
 @dataclass(frozen=True)
 class ReportStatus:
+    """A Reportes row as a status query shows it."""
+
     numero_ticket: str
     tipo_reporte: str
     estado: str
@@ -163,6 +173,8 @@ class Lookups:
 
 @dataclass(frozen=True)
 class Reply:
+    """One reply to send: plain text, or text with buttons or a list (WhatsApp's limits checked)."""
+
     kind: str
     text: str
     options: tuple[tuple[str, str], ...] = ()
@@ -188,6 +200,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class CreateReport:
+    """The effect of a confirmed report: the Reportes row to insert."""
+
     numero_ticket: str
     tipo_reporte: str
     equipo_id: int | None
@@ -200,6 +214,8 @@ class CreateReport:
 
 @dataclass(frozen=True)
 class Transition:
+    """What step() decided: the new state, the replies, the effects, the history line."""
+
     estado_anterior: str
     estado_nuevo: str
     datos: Mapping[str, Any]

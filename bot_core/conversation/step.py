@@ -31,6 +31,8 @@ SLOT_KEYS = ("codigo_sap", "numero_empleado", "placa", "problema")
 
 @dataclass(frozen=True)
 class Flow:
+    """One report flow (refrigerator or vehicle): the slots it asks for, in order."""
+
     tipo: str
     intent: str
     prefix: str
@@ -80,6 +82,8 @@ class Ctx:
 
 @dataclass(frozen=True)
 class Outcome:
+    """A flow handler's decision, before step() turns it into a Transition."""
+
     estado: str
     datos: Mapping[str, str]
     equipo_id: int | None

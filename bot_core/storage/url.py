@@ -20,6 +20,8 @@ MSSQL_AUTH = ("token", "msi", "password")
 
 @dataclass(frozen=True)
 class DatabaseURL:
+    """A parsed BOTCTL_DB URL (the password kept out of its repr)."""
+
     dialect: str
     database: str
     host: str | None = None

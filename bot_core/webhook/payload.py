@@ -30,6 +30,8 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True)
 class ApiError:
+    """An error object as Meta sends it in a webhook (code, title, message, details)."""
+
     code: int | None
     title: str
     message: str = ""
@@ -86,6 +88,8 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class StatusUpdate:
+    """A delivery status of a message the bot sent (sent, delivered, read, failed)."""
+
     wamid: str
     status: str  # one of STATUS_KINDS, or whatever new value Meta sends
     recipient: str
@@ -105,6 +109,8 @@ class Invalid:
 
 @dataclass
 class WebhookBatch:
+    """Everything one webhook delivery carried, decoded, and what was skipped."""
+
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     errors: list[ApiError] = field(default_factory=list)
