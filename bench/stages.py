@@ -153,7 +153,11 @@ def install_clocks(clock: StageClock) -> None:
     app_module.decode_webhook = clock.timed("decode", app_module.decode_webhook)
     app_module.signature_is_valid = clock.timed("signature", app_module.signature_is_valid)
     app_module._checkpoint = clock.timed("sqlite checkpoint (background)", app_module._checkpoint)
+    # The processor reads the rules for every state before its transaction (rules_in_every_state),
+    # and only in the transaction for a state it did not foresee (rules).
     RulesIntentService.rules = staticmethod(clock.timed("understanding", RulesIntentService.rules))
+    RulesIntentService.rules_in_every_state = staticmethod(
+        clock.timed("understanding", RulesIntentService.rules_in_every_state))
     processing.step = clock.timed("step", processing.step)
     LocalSender.send = clock.timed_async("send", LocalSender.send)
     Telemetry.emit = clock.timed("telemetry", Telemetry.emit)
