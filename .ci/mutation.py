@@ -27,7 +27,7 @@ MODULES: dict[str, list[str]] = {
     "migrations/introspect.py": ["tests/integration/test_introspect_diff.py"],
     "bot_core/inbox.py": ["tests/integration/test_inbox_sessions.py", "tests/integration/test_processing.py"],
     "bot_core/sessions.py": ["tests/integration/test_inbox_sessions.py", "tests/integration/test_processing.py"],
-    "bot_core/outbox.py": ["tests/integration/test_graph_sender.py"],
+    "bot_core/outbox.py": ["tests/integration/test_graph_sender.py", "tests/integration/test_outbox.py"],
     "bot_core/breaker.py": ["tests/unit/test_circuit_breaker.py", "tests/unit/test_call_policy.py"],
     "bot_core/webhook/signature.py": ["tests/unit/test_webhook_payload.py"],
 }

@@ -11,6 +11,7 @@ from bot_core import inbox
 from bot_core.conversation.model import Session, Transition, Reply
 from bot_core.errors import ConcurrencyError
 from bot_core.sessions import load_session, save_session
+from bot_core.sqltime import from_db, to_db
 from bot_core.webhook.payload import InboundMessage
 from migrations.runner import MigrationRunner
 
@@ -191,3 +192,136 @@ def test_the_conflict_names_the_operation(migrated):
     with pytest.raises(ConcurrencyError) as err:
         _save(db, Session.new(tel), False, _transition(), NOW)
     assert (err.value.operation, err.value.expected_version) == ("save_session", 0)
+
+
+def _inbox_row(db, message_id):
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT Estado, Intentos, LeaseHasta, FechaCreacion, Reintentos, UltimoReintento, UsuarioId, "
+                    "UsuarioIdPadre, Payload, ProcesadoEn, UltimoError FROM MensajesProcesados WHERE MensajeId = ?",
+                    (message_id,))
+        row = cur.fetchone()
+        conn.rollback()
+    state, attempts, lease, created, retries, retried, user_id, parent, payload, processed, error = row
+    return {"state": state, "attempts": int(attempts), "lease": from_db(lease), "created": from_db(created),
+            "retries": int(retries), "retried": from_db(retried), "ids": (user_id, parent), "payload": payload,
+            "processed": from_db(processed), "error": error}
+
+
+def _stored(db, message_id, column):
+    """A time column as stored: the format the lease comparisons rely on (text on SQLite)."""
+    with db.connection() as conn:
+        cur = conn.cursor()
+        cur.execute(f"SELECT {column} FROM MensajesProcesados WHERE MensajeId = ?", (message_id,))
+        value = cur.fetchone()[0]
+        conn.rollback()
+    return value
+
+
+def test_registration_records_state_lease_attempts_and_the_sender_ids(migrated):
+    """Inline (with a lease) the row starts claimed, one attempt; queued it starts pending, none.
+    A redelivery only counts a retry and its time: it claims nothing and changes no state."""
+    db = migrated
+    lease, later = NOW + timedelta(seconds=30), NOW + timedelta(minutes=5)
+    by_bsuid = InboundMessage("wamid.T-bsuid", "5215550000001", "text", NOW, text="mañana sí", user_id="MX.123",
+                              parent_user_id="MX.PARENT")
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            inbox.register_inbound(cur, db.dialect, by_bsuid, NOW, lease)
+            inbox.register_inbound(cur, db.dialect, message("queued"), NOW, None)
+    inline = _inbox_row(db, "wamid.T-bsuid")
+    assert (inline["state"], inline["attempts"], inline["lease"], inline["created"]) == (
+        inbox.PROCESSING, 1, lease, NOW)
+    assert (inline["retries"], inline["retried"], inline["ids"]) == (0, None, ("MX.123", "MX.PARENT"))
+    assert "mañana sí" in inline["payload"]  # stored readable (ensure_ascii=False), not as \u escapes
+    assert [_stored(db, "wamid.T-bsuid", c) for c in ("FechaCreacion", "LeaseHasta")] == [
+        to_db(db.dialect, NOW), to_db(db.dialect, lease)]
+    queued = _inbox_row(db, "wamid.Tqueued")
+    assert (queued["state"], queued["attempts"], queued["lease"], queued["ids"]) == (inbox.PENDING, 0, None,
+                                                                                       (None, None))
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            again = inbox.register_inbound(cur, db.dialect, by_bsuid, later, None)
+    assert again == inbox.Registration("wamid.T-bsuid", True, 1)
+    redelivered = _inbox_row(db, "wamid.T-bsuid")
+    assert (redelivered["retries"], redelivered["retried"]) == (1, later)
+    assert _stored(db, "wamid.T-bsuid", "UltimoReintento") == to_db(db.dialect, later)
+    assert {k: v for k, v in redelivered.items() if k not in ("retries", "retried")} == \
+        {k: v for k, v in inline.items() if k not in ("retries", "retried")}
+
+
+def test_claimable_ids_come_oldest_first_up_to_the_limit_and_a_lease_holds_until_it_ends(migrated):
+    db = migrated
+    lease = NOW + timedelta(seconds=30, milliseconds=500)  # milliseconds: the stored format matters
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            # Written newest first: the order must come from FechaCreacion, not from the ids.
+            for i, age in ((1, 0), (2, 10), (3, 20)):
+                inbox.register_inbound(cur, db.dialect, message(i), NOW - timedelta(seconds=age), None)
+            inbox.register_inbound(cur, db.dialect, message(4), NOW - timedelta(seconds=30), lease)
+            inbox.register_inbound(cur, db.dialect, message(5), NOW, None)
+            cur.execute("UPDATE MensajesProcesados SET Estado = ? WHERE MensajeId = ?", (inbox.PROCESSED, "wamid.T5"))
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            assert inbox.claimable_ids(cur, db.dialect, NOW, 10) == ["wamid.T3", "wamid.T2", "wamid.T1"]
+            assert inbox.claimable_ids(cur, db.dialect, NOW, 2) == ["wamid.T3", "wamid.T2"]
+            # A lease that ends exactly now is still live; a moment later its row is claimable again.
+            assert inbox.claimable_ids(cur, db.dialect, lease, 10) == ["wamid.T3", "wamid.T2", "wamid.T1"]
+            assert not inbox.claim_message(cur, db.dialect, "wamid.T4", lease, lease + timedelta(seconds=30))
+            after = lease + timedelta(milliseconds=1)
+            assert inbox.claimable_ids(cur, db.dialect, after, 10) == ["wamid.T4", "wamid.T3", "wamid.T2", "wamid.T1"]
+            assert inbox.claim_message(cur, db.dialect, "wamid.T4", after, after + timedelta(seconds=30))
+            assert not inbox.claim_message(cur, db.dialect, "wamid.T5", after, after + timedelta(seconds=30))
+    taken = _inbox_row(db, "wamid.T4")
+    assert (taken["state"], taken["attempts"], taken["lease"]) == (inbox.PROCESSING, 2, after + timedelta(seconds=30))
+    assert _stored(db, "wamid.T4", "LeaseHasta") == to_db(db.dialect, after + timedelta(seconds=30))
+    assert _inbox_row(db, "wamid.T5")["attempts"] == 0  # a processed row is never claimed
+
+
+def test_release_hands_back_or_parks_and_processing_clears_the_error(migrated):
+    db = migrated
+    lease = NOW + timedelta(seconds=30)
+    register(db, message(1), lease=lease)
+    register(db, message(2), lease=lease)
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            inbox.release(cur, "wamid.T1", "TimeoutError: " + "x" * 500)
+            inbox.release(cur, "wamid.T2", "gave up after 5 attempts", give_up=True)
+    handed_back, parked = _inbox_row(db, "wamid.T1"), _inbox_row(db, "wamid.T2")
+    assert (handed_back["state"], handed_back["lease"], handed_back["error"]) == (
+        inbox.PENDING, None, ("TimeoutError: " + "x" * 500)[:400])
+    assert (parked["state"], parked["lease"], parked["error"]) == (inbox.FAILED, None, "gave up after 5 attempts")
+    later = NOW + timedelta(minutes=1)
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            # Only a row being processed is released or marked processed.
+            inbox.release(cur, "wamid.T1", "released twice")
+            assert not inbox.mark_processed(cur, db.dialect, "wamid.T1", later)
+            assert inbox.claim_message(cur, db.dialect, "wamid.T1", later, later + timedelta(seconds=30))
+            assert inbox.mark_processed(cur, db.dialect, "wamid.T1", later)
+            inbox.release(cur, "wamid.T1", "released after processing")
+    done = _inbox_row(db, "wamid.T1")
+    assert (done["state"], done["processed"], done["lease"], done["error"], done["attempts"]) == (
+        inbox.PROCESSED, later, None, None, 2)
+    assert _stored(db, "wamid.T1", "ProcesadoEn") == to_db(db.dialect, later)
+
+
+def test_load_payload_returns_the_message_and_its_attempts_or_none(migrated):
+    db = migrated
+    register(db, message(1), lease=NOW + timedelta(seconds=30))
+    register(db, message(2))
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            # A row written before the inbox had payloads (migration 003) has none to process.
+            cur.execute("UPDATE MensajesProcesados SET Payload = NULL WHERE MensajeId = ?", ("wamid.T2",))
+            assert inbox.load_payload(cur, "wamid.T1") == (message(1), 1)
+            assert inbox.load_payload(cur, "wamid.T2") is None
+            assert inbox.load_payload(cur, "wamid.T-unknown") is None
+
+
+def test_only_a_key_conflict_is_a_concurrency_error(db):
+    """Any other failure of a first message's INSERT (here: a database never migrated) is raised as
+    it is, not retried as if another writer had won."""
+    with pytest.raises(Exception) as err:
+        _save(db, Session.new("5215550000013"), False, _transition(), NOW)
+    assert not isinstance(err.value, ConcurrencyError) and "sesioneschat" in str(err.value).lower()
