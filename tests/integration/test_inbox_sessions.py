@@ -156,14 +156,16 @@ def test_a_session_round_trips_every_column(migrated):
     assert (stored.estado, dict(stored.datos), stored.equipo_id_temp, stored.contador_mensajes, stored.version) == (
         "REFRI_ESPERA_PROBLEMA", {"codigo_sap": "4001234", "ñ": "sí"}, 7, 1, 1)
     assert stored.ultima_actividad == NOW
-    datos, equipo, count, user_id, parent, _ = _row(db, tel)
+    datos, equipo, count, user_id, parent, stored_at = _row(db, tel)
     assert "ñ" in datos and (equipo, count, user_id, parent) == (7, 1, "MX.123", "MX.PARENT")
+    assert stored_at == to_db(db.dialect, NOW)  # the schema's one format (on SQLite, text with milliseconds)
     # No data is stored as NULL; a later message without an identity keeps the known user id.
     later = NOW + timedelta(minutes=1)
     empty = Transition("REFRI_ESPERA_PROBLEMA", "INICIO", {}, None, (Reply("text", "Listo"),), (), "fin", "BOT")
     assert _save(db, stored, True, empty, later) == 2
-    datos, equipo, count, user_id, parent, _ = _row(db, tel)
+    datos, equipo, count, user_id, parent, stored_at = _row(db, tel)
     assert (datos, equipo, count, user_id, parent) == (None, None, 2, "MX.123", "MX.PARENT")
+    assert stored_at == to_db(db.dialect, later)
     again = _load(db, tel)
     assert (dict(again.datos), again.version, again.ultima_actividad) == ({}, 2, later)
 
@@ -175,10 +177,12 @@ def test_a_hand_edited_session_starts_its_data_or_state_afresh(migrated, stored,
     _save(db, Session.new(tel), False, _transition(), NOW)
     with db.connection() as conn:
         with db.transaction(conn) as cur:
-            cur.execute("UPDATE SesionesChat SET DatosTemp = ?, Estado = ? WHERE Telefono = ?", (stored, estado, tel))
+            cur.execute("UPDATE SesionesChat SET DatosTemp = ?, Estado = ?, ContadorMensajes = 7 WHERE Telefono = ?",
+                        (stored, estado, tel))
     session = _load(db, tel)
     expected = {"k": 1} if stored.startswith("{") else {}
     assert dict(session.datos) == expected and session.estado == ("INICIO" if estado == "GONE_STATE" else estado)
+    assert (session.contador_mensajes, session.version) == (7, 1)  # the rest of the row is read as it is
 
 
 def test_the_conflict_names_the_operation(migrated):
