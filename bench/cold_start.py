@@ -9,9 +9,10 @@ ASGI lifespan startup). Timed from the first line of the child, before any impor
 response; the interpreter's own start is the same for both and left out.
 
 * target: deploy/azure-functions/function_app.py on a migrated SQLite file, settings from
-  the environment as a Function App has it (no SSL_CERT_FILE or SSL_CERT_DIR, which some
-  machines set for their tools: the outbound clients then trust the system's hashed CA
-  directory, bot_core/tls.py), the Graph API sender pointed at a fake Graph API on loopback; first
+  the environment, the Graph API sender pointed at a fake Graph API on loopback that speaks
+  HTTPS (a real handshake; its CA is found in a hashed CA directory named by SSL_CERT_DIR,
+  which OpenSSL reads as it reads the system's /etc/ssl/certs on a Function App: only the
+  issuer the handshake needs, bot_core/tls.py; this machine's own SSL_CERT_FILE is unset); first
   request a signed webhook with one text message, processed and its reply sent inline (the
   real first request, not a health probe). Without APPLICATIONINSIGHTS_CONNECTION_STRING:
   App Insights (azure-monitor-opentelemetry) is not loaded here, and would add its own
@@ -33,10 +34,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -95,51 +98,61 @@ def measure(app_file: str, body_file: str, headers_file: str, env: dict[str, str
     return result["seconds"], result["cpu"]
 
 
+def cold_starts(tmp: str, graph_url: str, ca_dir: str, runs: int) -> tuple[dict, dict]:
+    """Wall and CPU seconds of ``runs`` cold starts of each app, alternating which goes first."""
+    from bot_core.storage import open_database
+    from bot_core.webhook import meta
+    from migrations.runner import MigrationRunner
+
+    bare_file = os.path.join(tmp, "bare_function_app.py")
+    with open(bare_file, "w") as fh:
+        fh.write(BARE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOTCTL_", "SSL_CERT_"))}
+    env.update({"PYTHONPATH": ROOT, "BOTCTL_APP_SECRET": SECRET, "BOTCTL_VERIFY_TOKEN": "cold-start",
+                "BOTCTL_HASH_KEY": "c" * 32, "BOTCTL_TELEMETRY_FILE": os.path.join(tmp, "t.jsonl"),
+                "BOTCTL_WHATSAPP_TOKEN": "cold-start-token", "BOTCTL_WHATSAPP_PHONE_NUMBER_ID": "1234567890",
+                "BOTCTL_WHATSAPP_BASE_URL": graph_url, "SSL_CERT_DIR": ca_dir})
+    env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
+    target_file = os.path.join(ROOT, "deploy", "azure-functions", "function_app.py")
+    times: dict[str, list[float]] = {"bare AsgiFunctionApp": [], "function_app.py": []}
+    cpu: dict[str, list[float]] = {name: [] for name in times}
+    for run in range(-1, runs):  # run -1 compiles the bytecode of both and is not counted
+        db_url = f"sqlite:///{tmp}/cold-{run}.db"  # a fresh database each time: nothing cached
+        MigrationRunner(open_database(db_url)).up()
+        body, headers = meta.signed_body(meta.envelope([meta.text_message(
+            "5215550009999", "hola", wamid=f"wamid.COLD{run}")]), SECRET)
+        body_file, headers_file = os.path.join(tmp, "body"), os.path.join(tmp, "headers.json")
+        with open(body_file, "wb") as fh:
+            fh.write(body)
+        with open(headers_file, "w") as fh:
+            json.dump(headers, fh)
+        # Alternate which goes first, so neither always meets a warmer page cache.
+        pair = [("bare AsgiFunctionApp", bare_file), ("function_app.py", target_file)]
+        for name, app_file in (pair if run % 2 == 0 else pair[::-1]):
+            seconds, cpu_seconds = measure(app_file, body_file, headers_file, {**env, "BOTCTL_DB": db_url}, tmp)
+            if run >= 0:
+                times[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+    return times, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    from bot_core.storage import open_database
-    from bot_core.webhook import meta
-    from migrations.runner import MigrationRunner
     from tests.support.fake_http import FakeGraph
+    from tests.support.tls import hashed_ca_dir, self_signed
 
-    with tempfile.TemporaryDirectory() as tmp, FakeGraph() as graph:
-        bare_file = os.path.join(tmp, "bare_function_app.py")
-        with open(bare_file, "w") as fh:
-            fh.write(BARE)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BOTCTL_")}
-        env.update({"PYTHONPATH": ROOT, "BOTCTL_APP_SECRET": SECRET, "BOTCTL_VERIFY_TOKEN": "cold-start",
-                    "BOTCTL_HASH_KEY": "c" * 32, "BOTCTL_TELEMETRY_FILE": os.path.join(tmp, "t.jsonl"),
-                    "BOTCTL_WHATSAPP_TOKEN": "cold-start-token", "BOTCTL_WHATSAPP_PHONE_NUMBER_ID": "1234567890",
-                    "BOTCTL_WHATSAPP_BASE_URL": graph.url})
-        env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
-        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):  # this machine sets them for its tools; a Function App does not
-            env.pop(name, None)
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
-        target_file = os.path.join(ROOT, "deploy", "azure-functions", "function_app.py")
-        times: dict[str, list[float]] = {"bare AsgiFunctionApp": [], "function_app.py": []}
-        cpu: dict[str, list[float]] = {name: [] for name in times}
-        for run in range(-1, args.runs):  # run -1 compiles the bytecode of both and is not counted
-            db_url = f"sqlite:///{tmp}/cold-{run}.db"  # a fresh database each time: nothing cached
-            MigrationRunner(open_database(db_url)).up()
-            body, headers = meta.signed_body(meta.envelope([meta.text_message(
-                "5215550009999", "hola", wamid=f"wamid.COLD{run}")]), SECRET)
-            body_file, headers_file = os.path.join(tmp, "body"), os.path.join(tmp, "headers.json")
-            with open(body_file, "wb") as fh:
-                fh.write(body)
-            with open(headers_file, "w") as fh:
-                json.dump(headers, fh)
-            # Alternate which goes first, so neither always meets a warmer page cache.
-            pair = [("bare AsgiFunctionApp", bare_file), ("function_app.py", target_file)]
-            for name, app_file in (pair if run % 2 == 0 else pair[::-1]):
-                seconds, cpu_seconds = measure(app_file, body_file, headers_file, {**env, "BOTCTL_DB": db_url}, tmp)
-                if run >= 0:
-                    times[name].append(seconds)
-                    cpu[name].append(cpu_seconds)
-        replies = graph.sent - 1
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = self_signed(Path(tmp))
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_tls.load_cert_chain(cert, key)
+        with FakeGraph(tls=server_tls) as graph:
+            times, cpu = cold_starts(tmp, graph.url, hashed_ca_dir(cert, Path(tmp) / "ca"), args.runs)
+            replies = graph.sent - 1
     if replies < args.runs:
         raise RuntimeError(f"only {replies} of {args.runs} first requests sent their reply")
     medians = {name: statistics.median(values) for name, values in times.items()}

@@ -47,7 +47,7 @@ MAX_MESSAGES_PER_REQUEST = 1000  # Meta batches a handful; more is not a deliver
 
 @dataclass(frozen=True)
 class RoundResult:
-    """What one timer round (Functions) or loop pass did."""
+    """What one bounded round (run_round: the Functions timer) did."""
 
     swept: int  # inbox rows taken over
     processed: int

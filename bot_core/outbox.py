@@ -45,7 +45,7 @@ class OutboundMessage:
 
 @dataclass(frozen=True)
 class SendResult:
-    """What a send attempt came to: sent, to retry (and when), or failed for good."""
+    """What a send attempt came to: sent (or delivered locally), to retry (and when), or failed for good."""
 
     state: str  # SENT, DELIVERED (local), PENDING (retry later) or FAILED
     wamid: str | None = None

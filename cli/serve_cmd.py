@@ -29,6 +29,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
     from bot_core.secrets import LOCAL_DEV_SECRET, is_loopback, resolve_hash_key, resolve_secrets
     from bot_core.errors import ConfigError
     from bot_core.storage import database_from_config
+    from bot_core.tls import outbound_tls
     from cli.output import Console
 
     console = Console(quiet)
@@ -38,6 +39,7 @@ def serve(host: Annotated[str, typer.Option("--host", help="Address to bind.")] 
         raise ConfigError("--workers must be >= 1 and --port within 1..65535")
     secret, _ = resolve_secrets(cfg, host)  # refuses a non-loopback host without secrets
     resolve_hash_key(cfg, is_loopback(host))  # ... and without the key of telefono_hash
+    outbound_tls()  # ... and with an SSL_CERT_FILE/SSL_CERT_DIR that cannot be read
     _check_bindable(host, port)
     if secret == LOCAL_DEV_SECRET:
         console.warn("BOTCTL_APP_SECRET is not set: using the local development secret (loopback only)")

@@ -116,7 +116,8 @@ class Understanding:
     def __post_init__(self) -> None:
         _require(self.intent in _INTENT_SET, "unknown intent %r", self.intent)
         _require(self.source in SOURCES, "unknown source %r", self.source)
-        _require(self.entities.keys() <= _ENTITY_KEY_SET, "unknown entities %s", set(self.entities))
+        if not self.entities.keys() <= _ENTITY_KEY_SET:
+            raise ValueError(f"unknown entities {sorted(self.entities.keys() - _ENTITY_KEY_SET)}")
         _require(all(isinstance(v, str) for v in self.entities.values()), "entities must be str")
         _require(
             not math.isnan(self.confidence) and 0.0 <= self.confidence <= 1.0,

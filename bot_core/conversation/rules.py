@@ -183,7 +183,8 @@ def _what_the_rules_read_of(estado: str, refri_at: int, vehicle_at: int, command
     is not a command outside the problem states: a *_ESPERA_PROBLEMA state itself (the whole
     text is its description); a command, the same in every other state; otherwise the report
     the text is about and whether an employee number is awaited (a text naming a refrigerator
-    reads the same in INICIO as in the vehicle flow, so it is understood once for both)."""
+    reads the same in INICIO as in VEHICULO_ESPERA_PLACA, so it is understood once for both;
+    VEHICULO_ESPERA_EMPLEADO also reads a bare number as the employee's, so it has its own)."""
     if estado in PROBLEM_STATES:
         return estado, False
     if command:

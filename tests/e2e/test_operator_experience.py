@@ -286,6 +286,20 @@ def test_serve_on_a_port_in_use_is_one_line_exit_2(tmp_path):
     assert "serving" not in r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("variable, fragment", [
+    ("SSL_CERT_FILE", "cannot load the CA certificates in {path}: No such file or directory"),
+    ("SSL_CERT_DIR", "SSL_CERT_DIR {path} is not a directory"),
+])
+def test_serve_with_a_ca_setting_it_cannot_read_is_one_line_exit_2(tmp_path, variable, fragment):
+    """Outbound HTTPS (Graph API, AI) would trust nothing: refused before serving, not on the first reply."""
+    path = tmp_path / "missing"
+    unset = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}  # empty: as if unset (this machine sets them)
+    r = botctl("serve", "--port", str(free_port()), "--db", f"sqlite:///{tmp_path / 'x.db'}", cwd=tmp_path,
+               env={**unset, variable: str(path)}, timeout=60)
+    assert fragment.format(path=path) in one_line(r, 2)
+    assert "serving" not in r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("content, fragment", [
     (None, "cannot read app_secret_file {path}: No such file or directory"),
     ("", "app_secret_file {path} is empty"),

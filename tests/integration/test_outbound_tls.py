@@ -8,7 +8,6 @@ import ssl
 
 import pytest
 
-from bot_core.ai_providers import OpenAIChatClient
 from bot_core.graph_sender import GraphApiSender
 from bot_core.outbox import OutboundMessage
 from bot_core.tls import has_hashed_certificates, outbound_tls
@@ -67,42 +66,76 @@ def test_a_server_the_directory_does_not_vouch_for_is_refused(server_tls, tmp_pa
     assert (state, wamid) == ("PENDIENTE", None)  # left for a retry, never marked sent
 
 
-def test_the_ai_client_shares_the_same_trust(server_tls):
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_an_operators_ssl_cert_setting_wins_over_the_system_directory(server_tls, tmp_path, variable):
+    """The system directory would refuse the fake; the operator's setting vouches for it."""
+    context, ca_dir = server_tls
+    (tmp_path / "stranger").mkdir()
+    stranger = hashed_ca_dir(self_signed(tmp_path / "stranger")[0], tmp_path / "stranger-ca")
+    setting = str(tmp_path / "cert.pem") if variable == "SSL_CERT_FILE" else ca_dir
+    trust = outbound_tls(environ={variable: setting}, ca_dir=stranger)
+    with FakeGraph(tls=context) as graph:
+        assert send_once(graph.url, trust) == ("ENVIADO", "wamid.OUT1")
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("SSL_CERT_FILE", "{tmp}/missing.pem", "cannot load the CA certificates in {tmp}/missing.pem"),
+    ("SSL_CERT_FILE", "{tmp}/garbage.pem", "cannot load the CA certificates in {tmp}/garbage.pem"),
+    ("SSL_CERT_DIR", "{tmp}/missing", "SSL_CERT_DIR {tmp}/missing is not a directory"),
+])
+def test_an_ssl_cert_setting_that_cannot_be_read_stops_the_app(tmp_path, variable, value, message):
+    """Fail closed, in one line: never a silent fall back to another trust."""
+    from bot_core.errors import ConfigError
+
+    (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError) as refused:
+        outbound_tls(environ={variable: value.format(tmp=tmp_path)})
+    assert str(refused.value).startswith(message.format(tmp=tmp_path)) and "\n" not in str(refused.value)
+
+
+def test_without_a_hashed_directory_certifi_is_the_trust(tmp_path, server_tls):
+    context, _ = server_tls
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "ca-certificates.crt").write_text("not a hashed name")
+    (tmp_path / "dangling").mkdir()
+    (tmp_path / "dangling" / "0a1b2c3d.0").symlink_to(tmp_path / "gone.pem")  # a certificate removed
+    (tmp_path / "a-file").write_text("x")
+    for directory in ("empty", "plain", "dangling", "missing", "a-file"):
+        assert not has_hashed_certificates(str(tmp_path / directory)), directory
+    trust = outbound_tls(environ={}, ca_dir=str(tmp_path / "empty"))
+    assert trust.cert_store_stats()["x509_ca"] > 100  # certifi's bundle, parsed
+    assert trust.verify_mode == ssl.CERT_REQUIRED and trust.check_hostname
+    with FakeGraph(tls=context) as graph:  # and it does not know the test's own CA
+        assert send_once(graph.url, trust) == ("PENDIENTE", None)
+    assert isinstance(outbound_tls(environ={}, ca_dir=""), ssl.SSLContext)
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_the_ai_providers_built_from_settings_use_the_trust_given(server_tls, provider):
+    from bot_core.ai_providers import build_intent_service
+    from bot_core.config import load_config
+
     context, ca_dir = server_tls
     trust = outbound_tls(environ={}, ca_dir=ca_dir)
 
     async def go(fake):
-        client = OpenAIChatClient(fake.url, "sk-test", "gpt-test", verify=trust)
+        config = load_config(None, env={"BOTCTL_AI_PROVIDER": provider, "BOTCTL_AI_MODEL": "m",
+                                        "BOTCTL_AI_API_KEY": "k", "BOTCTL_AI_BASE_URL": fake.url})
+        service = build_intent_service(config, captured_telemetry()[0], trust)
         try:
-            return await client.complete_json("system", "hola")
+            return await service.client.complete_json("system", "hola")
         finally:
-            await client.aclose()
+            await service.aclose()
     with FakeAI(tls=context) as fake:
         assert asyncio.run(go(fake))["intent"] == "REPORTE_REFRIGERADOR"
 
 
-@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "SSL_CERT_DIR"])
-def test_an_operators_ssl_cert_setting_wins(server_tls, variable):
-    _, ca_dir = server_tls
-    assert outbound_tls(environ={variable: "/somewhere"}, ca_dir=ca_dir) is True  # httpx honours them
-
-
-def test_without_a_hashed_directory_certifi_is_the_trust(tmp_path):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "plain").mkdir()
-    (tmp_path / "plain" / "ca-certificates.crt").write_text("not a hashed name")
-    (tmp_path / "a-file").write_text("x")
-    for directory in ("empty", "plain", "missing", "a-file"):
-        assert not has_hashed_certificates(str(tmp_path / directory))
-        assert outbound_tls(environ={}, ca_dir=str(tmp_path / directory)) is True
-    assert outbound_tls(environ={}, ca_dir="") is True
-
-
-@pytest.mark.parametrize("route", ["system directory", "SSL_CERT_DIR"])
+@pytest.mark.parametrize("route", ["system directory", "SSL_CERT_DIR", "SSL_CERT_FILE"])
 def test_the_app_factory_sends_through_the_trust_it_resolves(server_tls, tmp_path, monkeypatch, route):
     """create_app_from_config (serve and Functions) builds the sender on outbound_tls(), and a
     webhook's reply reaches the fake Graph API over HTTPS, vouched for by the system's hashed
-    directory (standing in for /etc/ssl/certs) or by the operator's SSL_CERT_DIR."""
+    directory (standing in for /etc/ssl/certs) or by the operator's SSL_CERT_DIR or SSL_CERT_FILE."""
     import warnings
 
     with warnings.catch_warnings():  # starlette's note that its TestClient will move to httpx2
@@ -119,8 +152,11 @@ def test_the_app_factory_sends_through_the_trust_it_resolves(server_tls, tmp_pat
 
     context, ca_dir = server_tls
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     if route == "SSL_CERT_DIR":
         monkeypatch.setenv("SSL_CERT_DIR", ca_dir)
+    elif route == "SSL_CERT_FILE":
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
     else:
         monkeypatch.delenv("SSL_CERT_DIR", raising=False)
         monkeypatch.setattr(bot_core.asgi, "outbound_tls", lambda: outbound_tls(environ={}, ca_dir=ca_dir))
