@@ -701,3 +701,13 @@ def test_a_rehearsal_pass_names_a_stand_in_only_when_one_was_accepted(ev, db_url
     results = evaluate(load_checklist(ev / "checklist.yaml"), Context(now=NOW, db=db_url, rehearsal_dialect=flag))
     result = next(r for r in results if r.id == "rollback-rehearsed")
     assert (result.status, result.detail) == ("pass", detail)
+
+
+def test_an_install_without_its_migration_files_is_not_evaluated(ev, tmp_path, monkeypatch):
+    """A package built without its .sql files finds no migrations: that proves nothing."""
+    (tmp_path / "empty" / "sqlite").mkdir(parents=True)
+    monkeypatch.setattr("migrations.scripts.default_directory", lambda dialect: tmp_path / "empty" / dialect)
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    (tmp_path / "new.db").touch()
+    result = run(ev, url)[0]["migrations-applied"]
+    assert (result.status, result.detail) == ("error", "no sqlite migrations found")
