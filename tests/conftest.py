@@ -124,3 +124,17 @@ def captured_telemetry(key: bytes = b"k"):
     logger.propagate = False
     logger.addHandler(capture)
     return Telemetry(key, logger), capture
+
+
+@pytest.fixture
+def recorded_mssql(tmp_path):
+    """The ``mssql`` dialect against the SQL Server stand-in of tests/support/tsql_recorder.py (SQL
+    Server cannot run here): each statement is recorded and carried out on a migrated SQLite
+    file, ``backing``, where the test reads back what SQL Server would hold."""
+    pytest.importorskip("sqlglot", reason="sqlglot (the T-SQL parser) is not installed")
+    from migrations.runner import MigrationRunner
+    from tests.support.tsql_recorder import RecordingDatabase
+
+    backing = open_database(f"sqlite:///{tmp_path / 'backing.db'}")
+    MigrationRunner(backing).up()
+    return RecordingDatabase.over(backing.url.database), backing

@@ -329,3 +329,32 @@ def test_only_a_key_conflict_is_a_concurrency_error(db):
     with pytest.raises(Exception) as err:
         _save(db, Session.new("5215550000013"), False, _transition(), NOW)
     assert not isinstance(err.value, ConcurrencyError) and "sesioneschat" in str(err.value).lower()
+
+
+def test_on_sql_server_registration_is_one_merge_and_the_sweep_is_bounded_oldest_first(recorded_mssql):
+    """The mssql forms (MERGE with OUTPUT, TOP) against the SQL Server stand-in: the same rows and
+    answers as on SQLite and PostgreSQL, and every statement passes the T-SQL linter."""
+    from migrations.tsql_check import check_script
+
+    db, backing = recorded_mssql
+    lease = NOW + timedelta(seconds=30)
+    with_ids = InboundMessage("wamid.T2", "5215550000002", "text", NOW, text="sí", user_id="MX.2",
+                              parent_user_id="MX.P")
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            first = inbox.register_inbound(cur, "mssql", message(1), NOW - timedelta(seconds=10), None)
+            inbox.register_inbound(cur, "mssql", with_ids, NOW - timedelta(seconds=20), lease)
+            inbox.register_inbound(cur, "mssql", message(3), NOW - timedelta(seconds=30), None)
+            again = inbox.register_inbound(cur, "mssql", message(1), NOW, None)
+            oldest = inbox.claimable_ids(cur, "mssql", NOW, 1)
+            waiting = inbox.claimable_ids(cur, "mssql", NOW, 10)
+    assert (first, again) == (inbox.Registration("wamid.T1", False, 0), inbox.Registration("wamid.T1", True, 1))
+    assert (oldest, waiting) == (["wamid.T3"], ["wamid.T3", "wamid.T1"])  # T2 is leased
+    row = _inbox_row(backing, "wamid.T2")
+    assert (row["state"], row["attempts"], row["lease"], row["ids"], row["retries"]) == (
+        inbox.PROCESSING, 1, lease, ("MX.2", "MX.P"), 0)
+    assert _inbox_row(backing, "wamid.T1")["retried"] == NOW
+    statements = db.recording.distinct()
+    assert any(s.startswith("MERGE dbo.MensajesProcesados WITH (HOLDLOCK)") for s in statements)
+    assert any("TOP (1)" in s for s in statements)
+    assert [f for i, s in enumerate(statements) for f in check_script(s, f"runtime-{i}")] == []

@@ -203,18 +203,35 @@ def test_a_failed_recording_is_reported_and_leaves_the_rows_to_their_lease(db, d
     assert run(dispatcher.send_claimed((message,))) == 0
     assert run(dispatcher.send_replies_of("wamid.A")) == 0
     assert sender.sent == [("wamid.A", TEL, 1)]
+    with pytest.raises(Exception) as missing:  # what the database raises for that, named in the report
+        dbx.run_single(lambda cur: cur.execute("SELECT SalienteId FROM MensajesSalientes"))
+    raised = type(missing.value).__name__
     degraded = capture.events("operation.degraded")
-    assert [e.custom_dimensions["operation"] for e in degraded] == ["dispatch_outbox"] * 2
-    assert all(e.custom_dimensions["error_type"] for e in degraded)
+    assert [(e.custom_dimensions["operation"], e.custom_dimensions["error_type"]) for e in degraded] == \
+        [("dispatch_outbox", raised)] * 2
 
 
 def test_send_replies_of_sends_only_that_messages_replies(migrated, dbx):
+    """The after-commit send of one message's replies (one here is a retry now due), leased for
+    the dispatcher's lease like any claim."""
     db = migrated
     pending(db, [("wamid.A", TEL), ("wamid.B", OTHER)])
-    sender, (telemetry, _) = RecordingSender(), captured_telemetry()
-    dispatcher = Dispatcher(dbx, sender, telemetry, clock=lambda: NOW)
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            cur.execute("UPDATE MensajesSalientes SET ProximoIntento = ? WHERE MensajeOrigenId = 'wamid.A'",
+                        (to_db(db.dialect, NOW - timedelta(seconds=1)),))
+    seen_lease = []
+
+    class PeekingSender(RecordingSender):
+        async def send(self, message):
+            seen_lease.append(raw_times(db, "LeaseHasta")[0])
+            return await super().send(message)
+
+    sender, (telemetry, _) = PeekingSender(), captured_telemetry()
+    dispatcher = Dispatcher(dbx, sender, telemetry, lease_seconds=45.0, clock=lambda: NOW)
     assert run(dispatcher.send_replies_of("wamid.A")) == 1
     assert sender.sent == [("wamid.A", TEL, 1)]
+    assert seen_lease == [to_db(db.dialect, NOW + timedelta(seconds=45))]
     assert [(r["origin"], r["state"]) for r in outbox_rows(db)] == [("wamid.A", outbox.DELIVERED),
                                                                      ("wamid.B", outbox.PENDING)]
 
@@ -555,3 +572,36 @@ def test_replies_behind_one_that_must_wait_wait_as_long_as_it(migrated, dbx):
     retry = NOW + timedelta(seconds=5)
     assert [(r[0], r[2], r[4], r[6]) for r in results_columns(db)] == [
         (outbox.PENDING, 1, "131000", retry), (outbox.PENDING, 0, "held", retry), (outbox.PENDING, 0, "held", retry)]
+
+
+def test_on_sql_server_replies_are_inserted_claimed_or_held_and_claims_are_bounded(recorded_mssql):
+    """The mssql forms (one SELECT per row joined by UNION ALL with OUTPUT, TOP, table hints)
+    against the SQL Server stand-in: the same rows and answers as on SQLite and PostgreSQL, and
+    every statement passes the T-SQL linter."""
+    from migrations.tsql_check import check_script
+
+    db, backing = recorded_mssql
+    ts, lease = NOW.replace(tzinfo=None), LEASE.replace(tzinfo=None)  # what to_db gives mssql
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            claimed = outbox.insert_replies(cur, "mssql", "wamid.A", TEL, (Reply("text", "uno"), Reply("text", "dos")),
+                                            ts, lease, ("MX.1", None))
+            held = outbox.insert_replies(cur, "mssql", "wamid.B", TEL, (Reply("text", "tres"),), ts, lease,
+                                         (None, None))
+            other = outbox.insert_replies(cur, "mssql", "wamid.C", OTHER, (Reply("text", "otro"),), ts, lease,
+                                          (None, None))
+    rows = outbox_rows(backing)
+    assert [(m.outbox_id, m.sequence, m.text) for m in claimed] == [(rows[0]["id"], 1, "uno"), (rows[1]["id"], 2, "dos")]
+    assert held == () and [m.message_id for m in other] == ["wamid.C"]
+    assert [(r["origin"], r["state"], r["lease"], r["attempts"], r["user_id"]) for r in rows] == [
+        ("wamid.A", outbox.SENDING, LEASE, 1, "MX.1"), ("wamid.A", outbox.SENDING, LEASE, 1, "MX.1"),
+        ("wamid.B", outbox.PENDING, None, 0, None), ("wamid.C", outbox.SENDING, LEASE, 1, None)]
+    later = LEASE + timedelta(seconds=1)  # every lease expired: A's replies come first, one at a time
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            first = outbox.claim_batch(cur, "mssql", later, later + timedelta(seconds=30), 1)
+    assert [(m.message_id, m.sequence, m.attempts) for m in first] == [("wamid.A", 1, 2)]
+    statements = db.recording.distinct()
+    assert any(" UNION ALL " in s and "OUTPUT inserted.SalienteId" in s for s in statements)
+    assert any(s.startswith("SELECT TOP (1) ") and "WITH (UPDLOCK, READPAST, ROWLOCK)" in s for s in statements)
+    assert [f for i, s in enumerate(statements) for f in check_script(s, f"runtime-{i}")] == []
