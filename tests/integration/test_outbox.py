@@ -333,7 +333,11 @@ def test_the_loop_polls_when_told_to_and_outlives_a_database_failure(db, dbx):
 
     run(go())
     assert sender.sent == [("wamid.A", TEL, 1)]
-    assert {e.custom_dimensions["operation"] for e in capture.events("operation.degraded")} == {"dispatch_outbox"}
+    with pytest.raises(Exception) as missing:  # what the database raised before the migration
+        dbx.run_single(lambda cur: cur.execute("SELECT SalienteId FROM MensajesSalientes WHERE SalienteId = 0 "
+                                               "AND Nada = 1"))
+    assert {(e.custom_dimensions["operation"], e.custom_dimensions["error_type"])
+            for e in capture.events("operation.degraded")} == {("dispatch_outbox", type(missing.value).__name__)}
 
 
 def test_the_loop_comes_back_for_a_retry_it_scheduled(migrated, dbx):
@@ -476,8 +480,52 @@ def test_two_claimers_never_take_the_same_reply(migrated):
         other.join(WAIT_S)
     finally:
         first.close()
-    assert [m.message_id for m in taken] == ["wamid.A", "wamid.B"]
+    rows = outbox_rows(db)
+    assert taken == [OutboundMessage(rows[0]["id"], "wamid.A", 1, TEL, "text", "respuesta a wamid.A", (), 1),
+                     OutboundMessage(rows[1]["id"], "wamid.B", 1, OTHER, "text", "respuesta a wamid.B", (), 1)]
     assert second_claim == [[]]
+
+
+def test_a_claim_takes_its_defaults_and_a_lease_holds_until_the_moment_it_ends(migrated, dbx):
+    """A dispatcher's defaults: at most 50 rows a claim, leased for 30 s. A lease ending at a
+    millisecond is live at that millisecond and expired at the next (the stored text compares)."""
+    db = migrated
+    pending(db, [(f"wamid.{i}", f"52155501{i:05d}") for i in range(51)])
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:  # a hand-written row: options, and no text
+            cur.execute("UPDATE MensajesSalientes SET Tipo = 'buttons', Contenido = ? WHERE MensajeOrigenId = ?",
+                        (json.dumps({"options": [["si", "Sí"]]}), "wamid.0"))
+    start = NOW + timedelta(milliseconds=250)
+    sender = RecordingSender()
+    dispatcher = Dispatcher(dbx, sender, captured_telemetry()[0], clock=lambda: start)
+    claimed = run(dbx.transaction(outbox.claim_batch, db.dialect, start, start + timedelta(seconds=30), 1, "wamid.0"))
+    assert [(m.kind, m.text, m.options) for m in claimed] == [("buttons", "", (("si", "Sí"),))]
+    ends = start + timedelta(seconds=30)
+    assert run(dbx.transaction(outbox.claim_batch, db.dialect, ends, ends + timedelta(seconds=30), 1, "wamid.0")) == []
+    after = ends + timedelta(milliseconds=1)
+    again = run(dbx.transaction(outbox.claim_batch, db.dialect, after, after + timedelta(seconds=30), 1, "wamid.0"))
+    assert [(m.message_id, m.attempts) for m in again] == [("wamid.0", 2)]
+    with db.connection() as conn:
+        with db.transaction(conn) as cur:
+            cur.execute("UPDATE MensajesSalientes SET Estado = 'ENVIADO' WHERE MensajeOrigenId = 'wamid.0'")
+    assert run(dispatcher.drain_once()) == 50
+    assert raw_times(db, "LeaseHasta")[1:] == [None] * 50  # recorded: the lease is gone
+    assert run(dispatcher.drain_once()) == 0
+
+
+def test_the_default_lease_is_thirty_seconds(migrated, dbx):
+    db = migrated
+    pending(db, [("wamid.A", TEL)])
+    seen_lease = []
+
+    class PeekingSender(RecordingSender):
+        async def send(self, message):
+            seen_lease.append(raw_times(db, "LeaseHasta")[0])
+            return await super().send(message)
+
+    dispatcher = Dispatcher(dbx, PeekingSender(), captured_telemetry()[0], clock=lambda: NOW)
+    assert run(dispatcher.drain_once()) == 1
+    assert seen_lease == [to_db(db.dialect, NOW + timedelta(seconds=30))]
 
 
 class CountingExecutor(DbExecutor):
@@ -504,10 +552,10 @@ def test_results_are_recorded_together_in_one_transaction_on_sqlite_and_in_autoc
     db = migrated
     counting = CountingExecutor(db)
     try:
-        pending(db, [("wamid.A", TEL), ("wamid.B", OTHER), ("wamid.C", "5215550008888")])
+        pending(db, [("wamid.A", TEL), ("wamid.B", OTHER)])
         when = NOW + timedelta(milliseconds=250)
         dispatcher = Dispatcher(counting, RecordingSender(), captured_telemetry()[0], clock=lambda: when)
-        assert run(dispatcher.drain_once()) == 3
+        assert run(dispatcher.drain_once()) == 2
         pending(db, [("wamid.D", TEL)])
         assert run(dispatcher.drain_once()) == 1
     finally:
@@ -515,8 +563,8 @@ def test_results_are_recorded_together_in_one_transaction_on_sqlite_and_in_autoc
     grouped = "transaction" if db.dialect == "sqlite" else "single"
     assert counting.calls == [("transaction", "claim_batch"), (grouped, "record_results"),
                               ("transaction", "claim_batch"), ("single", "record_results")]
-    assert [r[0] for r in results_columns(db)] == [outbox.DELIVERED] * 4
-    assert raw_times(db, "FechaActualizacion") == [to_db(db.dialect, when)] * 4
+    assert [r[0] for r in results_columns(db)] == [outbox.DELIVERED] * 3
+    assert raw_times(db, "FechaActualizacion") == [to_db(db.dialect, when)] * 3
 
 
 def test_a_claim_leases_for_the_dispatchers_lease_and_a_sender_error_is_a_retry(migrated, dbx):
@@ -550,14 +598,15 @@ def test_each_send_is_reported_but_a_throttled_one_never_left(migrated, dbx):
     pending(db, [("wamid.A", TEL), ("wamid.B", OTHER)])
     telemetry, capture = captured_telemetry()
     sender = RecordingSender([SendResult(outbox.SENT, wamid="wamid.OUT1"),
-                              SendResult(outbox.PENDING, retry_after_s=3.0, error_code="throttled")])
+                              SendResult(outbox.PENDING, error_code="throttled")])  # retry: the default 1 s
     dispatcher = Dispatcher(dbx, sender, telemetry, clock=lambda: NOW)
     assert run(dispatcher.drain_once()) == 2
     (sent,) = capture.events("outbox.sent")
     assert (sent.custom_dimensions["attempt"], sent.custom_dimensions["error_code"]) == (1, "")
     assert sent.custom_dimensions["telefono_hash"]
     assert capture.events("outbox.failed") == []
-    assert [(r[0], r[2]) for r in results_columns(db)] == [(outbox.SENT, 1), (outbox.PENDING, 0)]
+    assert [(r[0], r[2], r[6]) for r in results_columns(db)] == [(outbox.SENT, 1, None),
+                                                                  (outbox.PENDING, 0, NOW + timedelta(seconds=1))]
 
 
 def test_replies_behind_one_that_must_wait_wait_as_long_as_it(migrated, dbx):
