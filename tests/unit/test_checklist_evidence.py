@@ -711,3 +711,29 @@ def test_an_install_without_its_migration_files_is_not_evaluated(ev, tmp_path, m
     (tmp_path / "new.db").touch()
     result = run(ev, url)[0]["migrations-applied"]
     assert (result.status, result.detail) == ("error", "no sqlite migrations found")
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "cannot read checklist {path}: No such file or directory"),
+    ("version: 1\n", "{path}: expected a mapping with a non-empty 'items' list"),
+    ("- id: a\n", "{path}: expected a mapping with a non-empty 'items' list"),
+    ("version: 1\nitems:\n  - id: a\nzeta: 1\n2: x\n", "{path}: unknown top-level key(s) 2, zeta"),
+    ("version: 1\x07\n", "{path}: invalid YAML (unacceptable character #x0007: special characters are not allowed)"),
+    # the problem, not the context line ("while scanning a quoted scalar") that comes first in str()
+    ("version: 1\nitems:\n  - id: \"a\n", "{path} line 4: invalid YAML (found unexpected end of stream)"),
+    ("version: 1\nitems:\n  - id: a\n    title: x: y\n",
+     "{path} line 4: invalid YAML (mapping values are not allowed here)"),
+])
+def test_a_checklist_that_cannot_be_read_is_one_exact_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "checklist.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_checklist(path)
+    assert str(caught.value) == message.format(path=path)
+
+
+def test_a_checklist_without_a_version_is_version_1(tmp_path):
+    path = tmp_path / "checklist.yaml"
+    path.write_text("items:\n  - {id: a, title: A, severity: blocker, kind: attestation}\n")
+    assert [i.id for i in load_checklist(path).items] == ["a"]
