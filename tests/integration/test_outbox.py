@@ -490,7 +490,7 @@ def test_a_claim_takes_its_defaults_and_a_lease_holds_until_the_moment_it_ends(m
     """A dispatcher's defaults: at most 50 rows a claim, leased for 30 s. A lease ending at a
     millisecond is live at that millisecond and expired at the next (the stored text compares)."""
     db = migrated
-    pending(db, [(f"wamid.{i}", f"52155501{i:05d}") for i in range(51)])
+    pending(db, [(f"wamid.{i}", f"52155501{i:05d}") for i in range(52)])
     with db.connection() as conn:
         with db.transaction(conn) as cur:  # a hand-written row: options, and no text
             cur.execute("UPDATE MensajesSalientes SET Tipo = 'buttons', Contenido = ? WHERE MensajeOrigenId = ?",
@@ -508,8 +508,9 @@ def test_a_claim_takes_its_defaults_and_a_lease_holds_until_the_moment_it_ends(m
     with db.connection() as conn:
         with db.transaction(conn) as cur:
             cur.execute("UPDATE MensajesSalientes SET Estado = 'ENVIADO' WHERE MensajeOrigenId = 'wamid.0'")
-    assert run(dispatcher.drain_once()) == 50
-    assert raw_times(db, "LeaseHasta")[1:] == [None] * 50  # recorded: the lease is gone
+    assert run(dispatcher.drain_once()) == 50  # of the 51 due
+    assert raw_times(db, "LeaseHasta")[1:51] == [None] * 50  # recorded: the lease is gone
+    assert run(dispatcher.drain_once()) == 1
     assert run(dispatcher.drain_once()) == 0
 
 
