@@ -52,6 +52,10 @@ also_copy = tests/
 """
 
 
+class MutationRunFailed(Exception):
+    pass
+
+
 def mutate(module: str, tests: list[str], children: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="botctl-mutation-"))
     try:
@@ -60,10 +64,16 @@ def mutate(module: str, tests: list[str], children: int) -> dict:
         (src / "setup.cfg").write_text(CONFIG.format(module=module, tests="\n    ".join(tests)))
         mutmut = [sys.executable, "-m", "mutmut"]
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        subprocess.run([*mutmut, "run", "--max-children", str(children)], cwd=src, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        log = ROOT / "reports" / "mutation" / (module.replace("/", "_") + ".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as out:
+            subprocess.run([*mutmut, "run", "--max-children", str(children)], cwd=src, env=env,
+                           stdout=out, stderr=subprocess.STDOUT, check=False)
         subprocess.run([*mutmut, "export-cicd-stats"], cwd=src, env=env, capture_output=True, check=True)
         stats = json.loads((src / "mutants" / "mutmut-cicd-stats.json").read_text())
+        if stats["total"] and not stats["killed"] + stats["survived"] + stats["timeout"]:
+            # mutmut stops before the first mutant when the clean test run fails: not a 0 % score.
+            raise MutationRunFailed(f"{module}: mutmut tested no mutant; its output is in {log}")
         listing = subprocess.run([*mutmut, "results"], cwd=src, env=env, capture_output=True, text=True).stdout
         survivors = [line.strip() for line in listing.splitlines() if line.strip().endswith(("survived", "timeout"))]
         diffs = []
@@ -88,7 +98,11 @@ def main(argv: list[str]) -> int:
     children = int(os.environ.get("MUTATION_CHILDREN", "2"))
     print(f"{'module':34} {'mutants':>7} {'reached':>7} {'killed':>6} {'survived':>8} {'timeout':>7} {'killed %':>8}")
     for module in chosen:
-        s = mutate(module, MODULES[module], children)
+        try:
+            s = mutate(module, MODULES[module], children)
+        except MutationRunFailed as exc:
+            print(f"mutation: {exc}", file=sys.stderr)
+            return 1
         reached = s["total"] - s["no_tests"] - s["skipped"]
         share = 100.0 * s["killed"] / reached if reached else 0.0
         print(f"{module:34} {s['total']:7} {reached:7} {s['killed']:6} {s['survived']:8} {s['timeout']:7} "
